@@ -1,0 +1,216 @@
+//! The architecture-independent part of the argument grammar: splitting the argument string,
+//! the `[-]SIZE[f]@` prefix, integers and summed displacements.
+
+use super::MAX_ARG_SIZE;
+use crate::error::ArgErrorKind;
+
+/// Split an argument string on whitespace, keeping bracketed operands whole (aarch64's
+/// `[x22, 20]` contains a space).
+pub(crate) fn split_args(s: &str) -> impl Iterator<Item = &str> {
+    let mut rest = s;
+    std::iter::from_fn(move || {
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            return None;
+        }
+        let mut depth = 0i32;
+        let mut end = rest.len();
+        for (i, c) in rest.char_indices() {
+            match c {
+                '[' => depth += 1,
+                ']' => depth -= 1,
+                c if c.is_whitespace() && depth <= 0 => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let (tok, tail) = rest.split_at(end);
+        rest = tail;
+        Some(tok)
+    })
+}
+
+/// Split `[-]SIZE[f]@OPERAND` into (size, signed, float, operand). Without an `@` the whole
+/// text is the operand: 8 bytes, unsigned.
+pub(crate) fn split_prefix(text: &str) -> Result<(u32, bool, bool, &str), ArgErrorKind> {
+    let Some((prefix, operand)) = text.split_once('@') else {
+        return Ok((8, false, false, text));
+    };
+    let bad = || ArgErrorKind::BadSize(prefix.to_string());
+    let (signed, rest) = match prefix.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, prefix),
+    };
+    let (float, digits) = match rest.strip_suffix('f') {
+        Some(d) => (true, d),
+        None => (false, rest),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let size: u32 = digits.parse().map_err(|_| bad())?;
+    let valid = matches!(size, 1 | 2 | 4 | 8) || (size > 8 && size <= MAX_ARG_SIZE);
+    if !valid {
+        return Err(bad());
+    }
+    if operand.is_empty() {
+        return Err(ArgErrorKind::Syntax {
+            operand: String::new(),
+            reason: "empty operand".into(),
+        });
+    }
+    Ok((size, signed, float, operand))
+}
+
+/// Parse one integer: decimal or `0x` hex, with an optional leading `-` (or `+`). Values up
+/// to `u64::MAX` are accepted and wrap to their two's-complement `i64`.
+pub(crate) fn parse_int(s: &str) -> Option<i64> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mag = if let Some(hex) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u64::from_str_radix(hex, 16).ok()?
+    } else {
+        if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        body.parse::<u64>().ok()?
+    };
+    if neg {
+        if mag > 1u64 << 63 {
+            return None;
+        }
+        Some((mag as i64).wrapping_neg())
+    } else {
+        Some(mag as i64)
+    }
+}
+
+/// Whether `s` is a symbol name: `[A-Za-z_.][A-Za-z0-9_.$]*`.
+pub(crate) fn is_symbol(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_' || c == b'.')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'$')
+}
+
+/// A displacement: the sum of its numeric terms and at most one symbol.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Displacement<'a> {
+    pub offset: i64,
+    pub symbol: Option<&'a str>,
+}
+
+/// Parse a displacement such as `-12+3+1`, `sym`, `sym+8`, `8+sym`, `sym-2` or `0x10`.
+/// Numeric terms are folded into one offset; one symbol may appear, added (not subtracted).
+pub(crate) fn parse_displacement(s: &str) -> Result<Displacement<'_>, String> {
+    let mut d = Displacement::default();
+    if s.is_empty() {
+        return Ok(d);
+    }
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    while start < s.len() {
+        // A term runs from `start` (which may hold its sign) to the next + or - that is not
+        // part of the term's own leading sign.
+        let mut end = start + 1;
+        while end < s.len() && bytes[end] != b'+' && bytes[end] != b'-' {
+            end += 1;
+        }
+        let term = &s[start..end];
+        let (neg, body) = match term.as_bytes()[0] {
+            b'-' => (true, &term[1..]),
+            b'+' => (false, &term[1..]),
+            _ => (false, term),
+        };
+        if body.is_empty() {
+            return Err(format!("empty term in `{s}`"));
+        }
+        if let Some(v) = parse_int(body) {
+            let v = if neg { v.wrapping_neg() } else { v };
+            d.offset = d
+                .offset
+                .checked_add(v)
+                .ok_or_else(|| format!("displacement `{s}` overflows 64 bits"))?;
+        } else if is_symbol(body) {
+            if neg {
+                return Err(format!("symbol `{body}` is subtracted in `{s}`"));
+            }
+            if d.symbol.replace(body).is_some() {
+                return Err(format!("more than one symbol in `{s}`"));
+            }
+        } else {
+            return Err(format!("`{body}` is neither a number nor a symbol"));
+        }
+        start = end;
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_respecting_brackets() {
+        let v: Vec<_> = split_args("  8@x25 -4@[x22]  2@[x22, 20] -1@[x0, x1] ").collect();
+        assert_eq!(v, ["8@x25", "-4@[x22]", "2@[x22, 20]", "-1@[x0, x1]"]);
+        assert_eq!(split_args("").count(), 0);
+        assert_eq!(split_args(" \t ").count(), 0);
+    }
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(split_prefix("-4@%eax").unwrap(), (4, true, false, "%eax"));
+        assert_eq!(split_prefix("8f@%rcx").unwrap(), (8, false, true, "%rcx"));
+        assert_eq!(
+            split_prefix("-4f@36(%rsp)").unwrap(),
+            (4, true, true, "36(%rsp)")
+        );
+        assert_eq!(split_prefix("%rax").unwrap(), (8, false, false, "%rax"));
+        assert_eq!(split_prefix("48@(%rsp)").unwrap().0, 48);
+        assert_eq!(split_prefix("-48@(%rsp)").unwrap().0, 48);
+        for bad in [
+            "-7@$16", "23-@$16", "0@%rax", "@%rax", "f@%rax", "3@%rax", "x@1", "4@",
+        ] {
+            assert!(split_prefix(bad).is_err(), "{bad}");
+        }
+        assert!(split_prefix("99999999999@%rax").is_err());
+    }
+
+    #[test]
+    fn integers() {
+        assert_eq!(parse_int("-127"), Some(-127));
+        assert_eq!(parse_int("0x1f"), Some(31));
+        assert_eq!(parse_int("-0x10"), Some(-16));
+        assert_eq!(parse_int("18446744073709551615"), Some(-1));
+        assert_eq!(parse_int("-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_int("-9223372036854775809"), None);
+        assert_eq!(parse_int("18446744073709551616"), None);
+        assert_eq!(parse_int("0x"), None);
+        assert_eq!(parse_int("12a"), None);
+        assert_eq!(parse_int(""), None);
+    }
+
+    #[test]
+    fn displacements() {
+        let d = parse_displacement("-12+3+1").unwrap();
+        assert_eq!((d.offset, d.symbol), (-8, None));
+        let d = parse_displacement("24+mp_").unwrap();
+        assert_eq!((d.offset, d.symbol), (24, Some("mp_")));
+        let d = parse_displacement("glob-2").unwrap();
+        assert_eq!((d.offset, d.symbol), (-2, Some("glob")));
+        let d = parse_displacement("seq_iter.6").unwrap();
+        assert_eq!((d.offset, d.symbol), (0, Some("seq_iter.6")));
+        assert!(parse_displacement("-sym").is_err());
+        assert!(parse_displacement("a+b").is_err());
+        assert!(parse_displacement("1++2").is_err());
+        assert!(parse_displacement("9223372036854775807+1").is_err());
+    }
+}

@@ -1,0 +1,182 @@
+//! Where an argument lives: registers and locations.
+
+use std::fmt;
+
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+/// What kind of register a [`RegDef`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RegClass {
+    /// A general-purpose register (including the stack and frame pointers).
+    General,
+    /// The instruction pointer.
+    Ip,
+    /// A floating-point or vector register (`%xmm0`, `v0`...); not in `pt_regs`.
+    Vector,
+}
+
+/// One canonical register of an architecture's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RegDef {
+    /// Canonical name (`rax`, `x0`...), as JSON output gives it.
+    pub name: &'static str,
+    /// Byte offset of the register in the kernel's `struct pt_regs` for this architecture,
+    /// `None` for registers the kernel does not save there (vector registers).
+    pub pt_regs_offset: Option<u16>,
+    /// What kind of register it is.
+    pub class: RegClass,
+}
+
+/// A register: a reference into a decoder's static table.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Reg(&'static RegDef);
+
+impl Reg {
+    /// Wrap a table entry.
+    pub const fn from_def(def: &'static RegDef) -> Reg {
+        Reg(def)
+    }
+
+    /// The table entry.
+    pub fn def(self) -> &'static RegDef {
+        self.0
+    }
+
+    /// Canonical name.
+    pub fn name(self) -> &'static str {
+        self.0.name
+    }
+}
+
+impl fmt::Debug for Reg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+impl fmt::Display for Reg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+impl Serialize for Reg {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.name)
+    }
+}
+
+/// Where an argument's value is, once decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An immediate (`$-5`). The value is as written; readers truncate it to the size.
+    Const(i64),
+    /// A register's value, shifted right by `shift` bits first (`%ah` is `rax` shifted by 8).
+    Reg {
+        /// The full-width register.
+        reg: Reg,
+        /// Bits to shift right before truncating to the size.
+        shift: u8,
+    },
+    /// Memory at `base + offset`.
+    Deref {
+        /// The base register.
+        base: Reg,
+        /// The folded displacement.
+        offset: i64,
+    },
+    /// Memory at `base + index * scale + offset` (base optional).
+    Sib {
+        /// The base register, absent in `(,%rcx,8)`.
+        base: Option<Reg>,
+        /// The index register.
+        index: Reg,
+        /// 1, 2, 4 or 8.
+        scale: u8,
+        /// The folded displacement.
+        offset: i64,
+    },
+    /// Memory at a symbol's address plus `offset`, plus registers when present:
+    /// `sym+8(%rip)` (`base` = the instruction pointer, meaning pc-relative: the address is
+    /// the symbol's), `table(,%rcx,8)`, or a bare `counter` (i386 absolute).
+    Symbol {
+        /// The symbol name.
+        symbol: String,
+        /// The folded numeric displacement.
+        offset: i64,
+        /// A base register other than the implied pc-relative one, or the IP register.
+        base: Option<Reg>,
+        /// An index register.
+        index: Option<Reg>,
+        /// Scale of the index (1 when there is none).
+        scale: u8,
+        /// Link-time address `symbol + offset`, when resolved against the file's symbols.
+        address: Option<u64>,
+    },
+    /// A floating-point or vector register (`%xmm0`): not readable from a uprobe's `pt_regs`.
+    FpReg {
+        /// The register.
+        reg: Reg,
+    },
+}
+
+impl Location {
+    /// Short name of the location kind, as JSON's `kind` field gives it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Location::Const(_) => "const",
+            Location::Reg { .. } => "reg",
+            Location::Deref { .. } => "deref",
+            Location::Sib { .. } => "sib",
+            Location::Symbol { .. } => "symbol",
+            Location::FpReg { .. } => "fpreg",
+        }
+    }
+}
+
+impl Serialize for Location {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("kind", self.kind())?;
+        match self {
+            Location::Const(v) => m.serialize_entry("value", v)?,
+            Location::Reg { reg, shift } => {
+                m.serialize_entry("reg", reg)?;
+                m.serialize_entry("shift", shift)?;
+            }
+            Location::Deref { base, offset } => {
+                m.serialize_entry("base", base)?;
+                m.serialize_entry("offset", offset)?;
+            }
+            Location::Sib {
+                base,
+                index,
+                scale,
+                offset,
+            } => {
+                m.serialize_entry("base", base)?;
+                m.serialize_entry("index", index)?;
+                m.serialize_entry("scale", scale)?;
+                m.serialize_entry("offset", offset)?;
+            }
+            Location::Symbol {
+                symbol,
+                offset,
+                base,
+                index,
+                scale,
+                address,
+            } => {
+                m.serialize_entry("symbol", symbol)?;
+                m.serialize_entry("offset", offset)?;
+                m.serialize_entry("base", base)?;
+                m.serialize_entry("index", index)?;
+                m.serialize_entry("scale", scale)?;
+                m.serialize_entry("address", address)?;
+            }
+            Location::FpReg { reg } => m.serialize_entry("reg", reg)?,
+        }
+        m.end()
+    }
+}

@@ -1,0 +1,141 @@
+//! USDT argument strings: the shared grammar and the per-architecture decoders.
+//!
+//! An argument string is a space-separated list of `[-]SIZE[f]@OPERAND` (the `SIZE@` part may
+//! be missing in hand-written assembly: 8 bytes, unsigned). A negative size means signed, `f`
+//! marks a floating-point value. The operand grammar belongs to the architecture and is decoded
+//! by an [`ArchDecoder`], one file per architecture, all behind the same trait.
+
+mod grammar;
+mod location;
+mod x86;
+
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+pub use self::location::{Location, Reg, RegClass, RegDef};
+use crate::arch::Arch;
+use crate::error::{ArgError, ArgErrorKind};
+
+/// Largest size prefix accepted. Structs passed by value give sizes such as 16, 24 and 48;
+/// anything above this is treated as garbage rather than as a real operand.
+pub const MAX_ARG_SIZE: u32 = 1 << 16;
+
+/// A decoded argument: what it is and where it lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgSpec {
+    /// Size in bytes (the absolute value of the size prefix; 8 when there is none).
+    pub size: u32,
+    /// Whether the size prefix was negative.
+    pub signed: bool,
+    /// Whether the prefix carried the `f` floating-point marker.
+    pub float: bool,
+    /// Where the value is.
+    pub location: Location,
+}
+
+impl ArgSpec {
+    /// Render the spec as an argument string of `arch`, e.g. `-4@-12(%rbp)`.
+    ///
+    /// The text decodes back to an equal spec (register aliases come back as their canonical
+    /// full-width names, so the text may differ from the one originally decoded).
+    pub fn to_text(&self, arch: Arch) -> Option<String> {
+        let dec = decoder(arch)?;
+        let mut s = String::new();
+        if self.signed {
+            s.push('-');
+        }
+        s.push_str(&self.size.to_string());
+        if self.float {
+            s.push('f');
+        }
+        s.push('@');
+        dec.write_operand(&self.location, &mut s);
+        Some(s)
+    }
+}
+
+/// One argument of a probe site: its text and what it decoded to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arg<'a> {
+    /// The argument as written in the note (`-4@%eax`).
+    pub text: &'a str,
+    /// The decoded spec, or why it could not be decoded.
+    pub decoded: Result<ArgSpec, ArgError>,
+}
+
+/// Decodes operands of one architecture. One implementation per architecture; pick one with
+/// [`decoder`].
+pub trait ArchDecoder: Sync {
+    /// The architecture this decoder reads.
+    fn arch(&self) -> Arch;
+    /// The canonical registers of the architecture, with their `pt_regs` offsets.
+    fn registers(&self) -> &'static [RegDef];
+    /// Decode one operand (the text after `@`).
+    fn parse_operand(&self, operand: &str) -> Result<Location, ArgErrorKind>;
+    /// Write `loc` as an operand this decoder parses back to `loc`.
+    fn write_operand(&self, loc: &Location, out: &mut String);
+    /// Find a canonical register by its canonical name.
+    fn register(&self, name: &str) -> Option<Reg> {
+        self.registers()
+            .iter()
+            .find(|r| r.name == name)
+            .map(Reg::from_def)
+    }
+}
+
+/// The decoder for `arch`, or `None` when usdtkit has no grammar for it yet.
+pub fn decoder(arch: Arch) -> Option<&'static dyn ArchDecoder> {
+    match arch {
+        Arch::X86_64 => Some(&x86::X86_64),
+        Arch::I386 => Some(&x86::I386),
+        _ => None,
+    }
+}
+
+/// Decode a whole argument string (`-4@%eax 8@(%rsp)`) for `arch`.
+///
+/// Every argument is decoded on its own: one bad argument gives an [`ArgError`] for that
+/// argument only.
+pub fn decode_args(arch: Arch, args: &str) -> Vec<Arg<'_>> {
+    grammar::split_args(args)
+        .enumerate()
+        .map(|(index, text)| Arg {
+            text,
+            decoded: decode_one(arch, text).map_err(|kind| ArgError {
+                index,
+                text: text.to_string(),
+                kind,
+            }),
+        })
+        .collect()
+}
+
+/// Decode a single argument (`-4@%eax`) for `arch`.
+pub fn decode_one(arch: Arch, text: &str) -> Result<ArgSpec, ArgErrorKind> {
+    let dec = decoder(arch).ok_or(ArgErrorKind::UnsupportedArch(arch))?;
+    let (size, signed, float, operand) = grammar::split_prefix(text)?;
+    let location = dec.parse_operand(operand)?;
+    Ok(ArgSpec {
+        size,
+        signed,
+        float,
+        location,
+    })
+}
+
+impl Serialize for Arg<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("text", self.text)?;
+        match &self.decoded {
+            Ok(spec) => {
+                m.serialize_entry("size", &spec.size)?;
+                m.serialize_entry("signed", &spec.signed)?;
+                m.serialize_entry("float", &spec.float)?;
+                m.serialize_entry("location", &spec.location)?;
+            }
+            Err(e) => m.serialize_entry("error", &e.kind.to_string())?,
+        }
+        m.end()
+    }
+}

@@ -1,0 +1,442 @@
+//! x86-64 and i386 operands (AT&T syntax, as gcc and clang print them).
+//!
+//! Forms: `%reg` of every width (including `%ah`..`%dh`), `$imm`, `disp(%base)`,
+//! `disp(%base,%index,scale)` with any part missing, symbol displacements (`sym(%rip)`,
+//! `N+sym(%rip)`, `table(,%rcx,8)`, bare `counter` on i386), summed displacements and `%xmm`.
+
+use std::borrow::Cow;
+
+use super::grammar::parse_displacement;
+use super::{ArchDecoder, Location, Reg, RegClass, RegDef};
+use crate::arch::Arch;
+use crate::error::ArgErrorKind;
+
+/// The x86-64 decoder.
+pub(crate) static X86_64: X86 = X86 { is_64: true };
+/// The i386 decoder.
+pub(crate) static I386: X86 = X86 { is_64: false };
+
+pub(crate) struct X86 {
+    is_64: bool,
+}
+
+const fn gpr(name: &'static str, off: u16) -> RegDef {
+    RegDef {
+        name,
+        pt_regs_offset: Some(off),
+        class: RegClass::General,
+    }
+}
+
+const fn vec(name: &'static str) -> RegDef {
+    RegDef {
+        name,
+        pt_regs_offset: None,
+        class: RegClass::Vector,
+    }
+}
+
+const XMM_NAMES: [&str; 32] = [
+    "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+    "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20",
+    "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30",
+    "xmm31",
+];
+
+/// x86-64 registers. Offsets mirror `struct pt_regs` in the kernel's
+/// `arch/x86/include/asm/ptrace.h` (the `__x86_64__` variant): r15 at 0 up to ss at 160.
+/// Order: the 16 GPRs in encoding order (rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15),
+/// then rip, then xmm0..xmm31.
+static REGS_64: [RegDef; 49] = {
+    let gprs = [
+        gpr("rax", 80),
+        gpr("rcx", 88),
+        gpr("rdx", 96),
+        gpr("rbx", 40),
+        gpr("rsp", 152),
+        gpr("rbp", 32),
+        gpr("rsi", 104),
+        gpr("rdi", 112),
+        gpr("r8", 72),
+        gpr("r9", 64),
+        gpr("r10", 56),
+        gpr("r11", 48),
+        gpr("r12", 24),
+        gpr("r13", 16),
+        gpr("r14", 8),
+        gpr("r15", 0),
+        RegDef {
+            name: "rip",
+            pt_regs_offset: Some(128),
+            class: RegClass::Ip,
+        },
+    ];
+    let mut t = [vec(""); 49];
+    let mut i = 0;
+    while i < 49 {
+        t[i] = if i < 17 {
+            gprs[i]
+        } else {
+            vec(XMM_NAMES[i - 17])
+        };
+        i += 1;
+    }
+    t
+};
+
+/// i386 registers. Offsets mirror the 32-bit `struct pt_regs` in the kernel's
+/// `arch/x86/include/asm/ptrace.h` (bx at 0 ... ax at 24, ip at 48, sp at 60). A 32-bit
+/// process traced by a 64-bit kernel is described by the 64-bit `pt_regs`; the attach layer
+/// maps these registers onto it.
+static REGS_32: [RegDef; 17] = [
+    gpr("eax", 24),
+    gpr("ecx", 4),
+    gpr("edx", 8),
+    gpr("ebx", 0),
+    gpr("esp", 60),
+    gpr("ebp", 20),
+    gpr("esi", 12),
+    gpr("edi", 16),
+    RegDef {
+        name: "eip",
+        pt_regs_offset: Some(48),
+        class: RegClass::Ip,
+    },
+    vec("xmm0"),
+    vec("xmm1"),
+    vec("xmm2"),
+    vec("xmm3"),
+    vec("xmm4"),
+    vec("xmm5"),
+    vec("xmm6"),
+    vec("xmm7"),
+];
+
+/// Legacy register names by encoding number: 32-bit, 16-bit, low byte, high byte.
+const LEGACY: [(&str, &str, &str, Option<&str>); 8] = [
+    ("eax", "ax", "al", Some("ah")),
+    ("ecx", "cx", "cl", Some("ch")),
+    ("edx", "dx", "dl", Some("dh")),
+    ("ebx", "bx", "bl", Some("bh")),
+    ("esp", "sp", "spl", None),
+    ("ebp", "bp", "bpl", None),
+    ("esi", "si", "sil", None),
+    ("edi", "di", "dil", None),
+];
+
+/// A register name resolved to its canonical register.
+struct Found {
+    reg: Reg,
+    /// Width of the named (sub-)register in bytes.
+    width: u8,
+    /// Bit shift of the named sub-register within the canonical one.
+    shift: u8,
+}
+
+impl X86 {
+    fn table(&self) -> &'static [RegDef] {
+        if self.is_64 {
+            &REGS_64
+        } else {
+            &REGS_32
+        }
+    }
+
+    fn found(&self, idx: usize, width: u8, shift: u8) -> Found {
+        Found {
+            reg: Reg::from_def(&self.table()[idx]),
+            width,
+            shift,
+        }
+    }
+
+    /// Resolve a register name (without `%`, lower case).
+    fn lookup(&self, name: &str) -> Option<Found> {
+        let full = if self.is_64 { 8 } else { 4 };
+        for (i, (r32, r16, r8, r8h)) in LEGACY.iter().enumerate() {
+            if self.is_64 && name.strip_prefix('r') == Some(&r32[1..]) {
+                return Some(self.found(i, 8, 0));
+            }
+            if name == *r32 {
+                return Some(self.found(i, 4, 0));
+            }
+            if name == *r16 {
+                return Some(self.found(i, 2, 0));
+            }
+            // spl/bpl/sil/dil exist only in 64-bit mode.
+            if name == *r8 && (self.is_64 || i < 4) {
+                return Some(self.found(i, 1, 0));
+            }
+            if Some(name) == *r8h {
+                return Some(self.found(i, 1, 8));
+            }
+        }
+        if let Some(n) = name.strip_prefix("xmm") {
+            let n: usize = n.parse().ok().filter(|_| !n.starts_with('0') || n == "0")?;
+            let base = if self.is_64 { 17 } else { 9 };
+            let count = if self.is_64 { 32 } else { 8 };
+            return (n < count).then(|| self.found(base + n, 16, 0));
+        }
+        if name == "rip" && self.is_64 {
+            return Some(self.found(16, 8, 0));
+        }
+        if name == "eip" && !self.is_64 {
+            return Some(self.found(8, 4, 0));
+        }
+        if !self.is_64 {
+            return None;
+        }
+        // r8..r15 with an optional width suffix.
+        let rest = name.strip_prefix('r')?;
+        let digits_end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (num, suffix) = rest.split_at(digits_end);
+        if num.starts_with('0') {
+            return None;
+        }
+        let n: usize = num.parse().ok().filter(|n| (8..16).contains(n))?;
+        let width = match suffix {
+            "" => full,
+            "d" => 4,
+            "w" => 2,
+            "b" | "l" => 1,
+            _ => return None,
+        };
+        Some(self.found(n, width, 0))
+    }
+
+    fn resolve(&self, name: &str) -> Result<Found, ArgErrorKind> {
+        let lower: Cow<str> = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        };
+        self.lookup(&lower)
+            .ok_or_else(|| ArgErrorKind::UnknownRegister {
+                reg: format!("%{name}"),
+                arch: self.arch(),
+            })
+    }
+
+    /// A register used for addressing: must be named with `%`, full width, general purpose.
+    fn address_reg(&self, text: &str, operand: &str, index: bool) -> Result<Reg, ArgErrorKind> {
+        let syntax = |reason: String| ArgErrorKind::Syntax {
+            operand: operand.to_string(),
+            reason,
+        };
+        let name = text
+            .strip_prefix('%')
+            .ok_or_else(|| syntax(format!("`{text}` is not a register")))?;
+        let f = self.resolve(name)?;
+        let full = if self.is_64 { 8 } else { 4 };
+        if f.reg.def().class == RegClass::Vector {
+            return Err(syntax(format!("`{text}` cannot address memory")));
+        }
+        if f.width != full || f.shift != 0 {
+            return Err(syntax(format!(
+                "`{text}` is not a full-width address register"
+            )));
+        }
+        if index && (f.reg.def().class == RegClass::Ip || matches!(f.reg.name(), "rsp" | "esp")) {
+            return Err(syntax(format!("`{text}` cannot be an index register")));
+        }
+        Ok(f.reg)
+    }
+
+    fn high_byte_name(&self, reg: Reg) -> Option<&'static str> {
+        let i = self.table().iter().position(|d| d == reg.def())?;
+        LEGACY.get(i).and_then(|l| l.3)
+    }
+}
+
+impl ArchDecoder for X86 {
+    fn arch(&self) -> Arch {
+        if self.is_64 {
+            Arch::X86_64
+        } else {
+            Arch::I386
+        }
+    }
+
+    fn registers(&self) -> &'static [RegDef] {
+        self.table()
+    }
+
+    fn parse_operand(&self, op: &str) -> Result<Location, ArgErrorKind> {
+        let syntax = |reason: String| ArgErrorKind::Syntax {
+            operand: op.to_string(),
+            reason,
+        };
+        if let Some(name) = op.strip_prefix('%') {
+            let f = self.resolve(name)?;
+            return Ok(match f.reg.def().class {
+                RegClass::Vector => Location::FpReg { reg: f.reg },
+                _ => Location::Reg {
+                    reg: f.reg,
+                    shift: f.shift,
+                },
+            });
+        }
+        if let Some(imm) = op.strip_prefix('$') {
+            let d = parse_displacement(imm).map_err(syntax)?;
+            if imm.is_empty() {
+                return Err(syntax("empty immediate".into()));
+            }
+            if let Some(sym) = d.symbol {
+                return Err(syntax(format!(
+                    "symbolic immediate `${sym}` (a link-time address) is not supported"
+                )));
+            }
+            return Ok(Location::Const(d.offset));
+        }
+        let (disp, inner) = match op.find('(') {
+            Some(i) => {
+                let inner = op[i + 1..]
+                    .strip_suffix(')')
+                    .ok_or_else(|| syntax("unbalanced parentheses".into()))?;
+                (&op[..i], Some(inner))
+            }
+            None => (op, None),
+        };
+        if disp.contains(')') {
+            return Err(syntax("unbalanced parentheses".into()));
+        }
+        let d = parse_displacement(disp).map_err(syntax)?;
+        let Some(inner) = inner else {
+            return match d.symbol {
+                Some(sym) => Ok(Location::Symbol {
+                    symbol: sym.to_string(),
+                    offset: d.offset,
+                    base: None,
+                    index: None,
+                    scale: 1,
+                    address: None,
+                }),
+                None if disp.is_empty() => Err(syntax("empty operand".into())),
+                None => Err(syntax(
+                    "absolute memory address without a symbol is not supported".into(),
+                )),
+            };
+        };
+        let parts: Vec<&str> = inner.split(',').collect();
+        if parts.len() > 3 || inner.contains('(') {
+            return Err(syntax("too many parts in the memory operand".into()));
+        }
+        let base = match parts[0] {
+            "" => None,
+            b => Some(self.address_reg(b, op, false)?),
+        };
+        let index = match parts.get(1).copied() {
+            None | Some("") => None,
+            Some(i) => Some(self.address_reg(i, op, true)?),
+        };
+        let scale = match parts.get(2).copied() {
+            None => 1,
+            Some(s) => match (s, index) {
+                ("1", Some(_)) => 1,
+                ("2", Some(_)) => 2,
+                ("4", Some(_)) => 4,
+                ("8", Some(_)) => 8,
+                (_, None) => return Err(syntax("scale without an index register".into())),
+                _ => return Err(syntax(format!("scale `{s}` is not 1, 2, 4 or 8"))),
+            },
+        };
+        if base.is_some_and(|b| b.def().class == RegClass::Ip) && index.is_some() {
+            return Err(syntax(
+                "the instruction pointer cannot be used with an index".into(),
+            ));
+        }
+        Ok(match (d.symbol, base, index) {
+            (Some(sym), ..) => Location::Symbol {
+                symbol: sym.to_string(),
+                offset: d.offset,
+                base,
+                index,
+                scale,
+                address: None,
+            },
+            (None, _, Some(index)) => Location::Sib {
+                base,
+                index,
+                scale,
+                offset: d.offset,
+            },
+            (None, Some(base), None) => Location::Deref {
+                base,
+                offset: d.offset,
+            },
+            (None, None, None) => return Err(syntax("no base or index register".into())),
+        })
+    }
+
+    fn write_operand(&self, loc: &Location, out: &mut String) {
+        fn regs(out: &mut String, base: Option<Reg>, index: Option<Reg>, scale: u8) {
+            if base.is_none() && index.is_none() {
+                return;
+            }
+            out.push('(');
+            if let Some(b) = base {
+                out.push('%');
+                out.push_str(b.name());
+            }
+            if let Some(i) = index {
+                out.push_str(",%");
+                out.push_str(i.name());
+                out.push(',');
+                out.push_str(&scale.to_string());
+            }
+            out.push(')');
+        }
+        match loc {
+            Location::Const(v) => out.push_str(&format!("${v}")),
+            Location::Reg { reg, shift } => {
+                let name = match shift {
+                    8 => self.high_byte_name(*reg).unwrap_or(reg.name()),
+                    _ => reg.name(),
+                };
+                out.push('%');
+                out.push_str(name);
+            }
+            Location::FpReg { reg } => {
+                out.push('%');
+                out.push_str(reg.name());
+            }
+            Location::Deref { base, offset } => {
+                if *offset != 0 {
+                    out.push_str(&offset.to_string());
+                }
+                regs(out, Some(*base), None, 1);
+            }
+            Location::Sib {
+                base,
+                index,
+                scale,
+                offset,
+            } => {
+                if *offset != 0 {
+                    out.push_str(&offset.to_string());
+                }
+                regs(out, *base, Some(*index), *scale);
+            }
+            Location::Symbol {
+                symbol,
+                offset,
+                base,
+                index,
+                scale,
+                ..
+            } => {
+                out.push_str(symbol);
+                if *offset != 0 {
+                    out.push_str(&format!("{offset:+}"));
+                }
+                regs(out, *base, *index, *scale);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "x86_tests.rs"]
+mod tests;

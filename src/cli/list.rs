@@ -1,0 +1,191 @@
+//! `usdtkit list`.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use usdtkit::{Arg, MappedFile, UsdtFile};
+
+#[derive(Serialize)]
+struct FileOut<'a> {
+    file: String,
+    arch: String,
+    probes: Vec<ProbeOut<'a>>,
+    errors: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ProbeOut<'a> {
+    provider: &'a str,
+    name: &'a str,
+    sites: Vec<SiteOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct SiteOut<'a> {
+    pc: u64,
+    file_offset: u64,
+    semaphore: Option<u64>,
+    semaphore_file_offset: Option<u64>,
+    args: &'a [Arg<'a>],
+}
+
+/// List the probes of `paths`; returns false when anything could not be read or decoded.
+pub(super) fn run(paths: &[PathBuf], json: bool) -> bool {
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let mut ok = true;
+    for path in paths {
+        let mapped = match MappedFile::open(path) {
+            Ok(m) => m,
+            Err(e) => {
+                ok = false;
+                report_unreadable(&mut out, path, &e, json);
+                continue;
+            }
+        };
+        let usdt = match mapped.usdt() {
+            Ok(u) => u,
+            Err(e) => {
+                ok = false;
+                report_unreadable(&mut out, path, &e, json);
+                continue;
+            }
+        };
+        ok &= report_problems(path, &usdt);
+        let written = if json {
+            write_json(&mut out, path, &usdt)
+        } else {
+            write_table(&mut out, path, &usdt)
+        };
+        if written.is_err() {
+            return false;
+        }
+    }
+    ok
+}
+
+fn report_unreadable(out: &mut impl Write, path: &Path, e: &usdtkit::Error, json: bool) {
+    eprintln!("usdtkit: {e}");
+    if json {
+        let v = serde_json::json!({"file": path.display().to_string(), "error": e.to_string()});
+        let _ = writeln!(out, "{v}");
+    }
+}
+
+/// Print every note and argument error to stderr, naming file, probe, site and argument.
+fn report_problems(path: &Path, usdt: &UsdtFile<'_>) -> bool {
+    let mut ok = true;
+    for e in usdt.errors() {
+        ok = false;
+        eprintln!("usdtkit: {}: {e}", path.display());
+    }
+    for site in usdt.sites() {
+        for arg in &site.args {
+            if let Err(e) = &arg.decoded {
+                ok = false;
+                eprintln!(
+                    "usdtkit: {}: probe {}:{}, site {:#x}: {e}",
+                    path.display(),
+                    site.provider,
+                    site.name,
+                    site.pc
+                );
+            }
+        }
+    }
+    ok
+}
+
+fn write_json(out: &mut impl Write, path: &Path, usdt: &UsdtFile<'_>) -> io::Result<()> {
+    let doc = FileOut {
+        file: path.display().to_string(),
+        arch: usdt.arch().name(),
+        probes: usdt
+            .probes()
+            .map(|p| ProbeOut {
+                provider: p.provider,
+                name: p.name,
+                sites: p
+                    .sites
+                    .iter()
+                    .map(|s| SiteOut {
+                        pc: s.pc,
+                        file_offset: s.file_offset,
+                        semaphore: s.semaphore,
+                        semaphore_file_offset: s.semaphore_file_offset,
+                        args: &s.args,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        errors: usdt.errors().iter().map(|e| e.to_string()).collect(),
+    };
+    let line = serde_json::to_string(&doc).map_err(io::Error::other)?;
+    writeln!(out, "{line}")
+}
+
+fn write_table(out: &mut impl Write, path: &Path, usdt: &UsdtFile<'_>) -> io::Result<()> {
+    let elf = usdt.elf();
+    let probes: Vec<_> = usdt.probes().collect();
+    writeln!(
+        out,
+        "{}: {}, ELF{} {}-endian, {} probes, {} sites{}",
+        path.display(),
+        usdt.arch(),
+        if elf.is_64 { 64 } else { 32 },
+        if elf.byte_order == usdtkit::elf::ByteOrder::Little {
+            "little"
+        } else {
+            "big"
+        },
+        probes.len(),
+        usdt.sites().len(),
+        match usdt.errors().len() {
+            0 => String::new(),
+            n => format!(", {n} malformed notes"),
+        }
+    )?;
+    if probes.is_empty() {
+        return Ok(());
+    }
+    let header = ["PROBE", "PC", "OFFSET", "SEMAPHORE", "ARGS"];
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    for p in &probes {
+        for s in &p.sites {
+            let sem = match (s.semaphore, s.semaphore_file_offset) {
+                (Some(a), Some(o)) => format!("{a:#x} (off {o:#x})"),
+                _ => "-".into(),
+            };
+            rows.push([
+                format!("{}:{}", p.provider, p.name),
+                format!("{:#x}", s.pc),
+                format!("{:#x}", s.file_offset),
+                sem,
+                s.args_text.to_string(),
+            ]);
+        }
+    }
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: [&str; 5]| {
+        let mut s = String::from("  ");
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        s
+    };
+    writeln!(out, "{}", line(header))?;
+    for r in &rows {
+        writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! Command-line interface. Exit status: 0 on success, 1 when any input could not be read or
+//! decoded (the rest is still printed), 2 on usage errors (clap's own).
+
+mod list;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use usdtkit::{decode_args, Arch};
+
+/// Read, decode and attach Linux USDT probes.
+#[derive(Debug, Parser)]
+#[command(name = "usdtkit", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the USDT probes of ELF files: provider, name, sites, semaphores, arguments.
+    List {
+        /// Print one JSON object per file instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// ELF executables or shared libraries.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Decode argument strings without a file; prints one JSON object per argument.
+    Decode {
+        /// Architecture whose grammar to use (x86_64, i386, ...).
+        #[arg(long)]
+        arch: Arch,
+        /// Argument strings, e.g. '-4@%eax 8@(%rsp)'.
+        #[arg(required = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+/// Parse the command line and run the command.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let ok = match cli.command {
+        Command::List { json, paths } => list::run(&paths, json),
+        Command::Decode { arch, args } => decode(arch, &args),
+    };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn decode(arch: Arch, strings: &[String]) -> bool {
+    let mut ok = true;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for s in strings {
+        for arg in decode_args(arch, s) {
+            ok &= arg.decoded.is_ok();
+            let line = serde_json::to_string(&arg).expect("args serialise");
+            if writeln!(out, "{line}").is_err() {
+                return false;
+            }
+        }
+    }
+    ok
+}

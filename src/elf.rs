@@ -1,0 +1,194 @@
+//! A thin layer over the `object` crate: the parts of an ELF file that USDT needs, read in
+//! the file's own class and byte order.
+
+use std::collections::{HashMap, HashSet};
+
+use object::elf;
+use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, Sym};
+use object::{Endianness, FileKind};
+
+use crate::error::{Error, Result};
+
+/// Byte order of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ByteOrder {
+    /// Least significant byte first.
+    Little,
+    /// Most significant byte first.
+    Big,
+}
+
+/// A PT_LOAD segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// `p_vaddr`.
+    pub vaddr: u64,
+    /// `p_memsz`.
+    pub memsz: u64,
+    /// `p_offset`.
+    pub offset: u64,
+    /// `p_filesz`.
+    pub filesz: u64,
+    /// Whether `PF_X` is set.
+    pub executable: bool,
+}
+
+impl Segment {
+    /// Whether `addr` lies inside the segment's memory image.
+    pub fn contains(&self, addr: u64) -> bool {
+        addr >= self.vaddr && addr - self.vaddr < self.memsz
+    }
+
+    /// File offset of `addr` (which must be inside the segment): `addr - p_vaddr + p_offset`.
+    pub fn file_offset(&self, addr: u64) -> u64 {
+        addr - self.vaddr + self.offset
+    }
+}
+
+/// The parts of an ELF file that USDT reading needs.
+#[derive(Debug, Clone)]
+pub struct ElfFile<'data> {
+    data: &'data [u8],
+    /// ELFCLASS64?
+    pub is_64: bool,
+    /// The file's byte order.
+    pub byte_order: ByteOrder,
+    /// `e_machine`.
+    pub machine: u16,
+    /// `e_type` (`ET_EXEC` 2, `ET_DYN` 3...).
+    pub file_type: u16,
+    /// PT_LOAD segments in header order.
+    pub segments: Vec<Segment>,
+    /// Contents of `.note.stapsdt`, when the file has that section.
+    pub stapsdt_notes: Option<&'data [u8]>,
+    /// `sh_addr` of `.stapsdt.base`, when the file has that section.
+    pub stapsdt_base: Option<u64>,
+}
+
+/// One definition of a symbol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SymbolDef {
+    /// `st_value`: the link-time address.
+    pub value: u64,
+    /// Whether the binding is `STB_LOCAL`.
+    pub local: bool,
+}
+
+impl<'data> ElfFile<'data> {
+    /// Parse the headers of an ELF file of either class and byte order.
+    pub fn parse(data: &'data [u8]) -> Result<Self> {
+        match FileKind::parse(data).map_err(Error::elf)? {
+            FileKind::Elf32 => Self::parse_as::<elf::FileHeader32<Endianness>>(data),
+            FileKind::Elf64 => Self::parse_as::<elf::FileHeader64<Endianness>>(data),
+            other => Err(Error::elf(format!("not an ELF file ({other:?})"))),
+        }
+    }
+
+    fn parse_as<Elf: FileHeader<Endian = Endianness>>(data: &'data [u8]) -> Result<Self> {
+        let header = Elf::parse(data).map_err(Error::elf)?;
+        let endian = header.endian().map_err(Error::elf)?;
+        let mut segments = Vec::new();
+        for ph in header.program_headers(endian, data).map_err(Error::elf)? {
+            if ph.p_type(endian) == elf::PT_LOAD {
+                segments.push(Segment {
+                    vaddr: ph.p_vaddr(endian).into(),
+                    memsz: ph.p_memsz(endian).into(),
+                    offset: ph.p_offset(endian).into(),
+                    filesz: ph.p_filesz(endian).into(),
+                    executable: ph.p_flags(endian).0 & elf::PF_X.0 != 0,
+                });
+            }
+        }
+        let sections = header.sections(endian, data).map_err(Error::elf)?;
+        let stapsdt_notes = match sections.section_by_name(endian, b".note.stapsdt") {
+            Some((_, sh)) => Some(
+                sh.data(endian, data)
+                    .map_err(|e| Error::elf(format!(".note.stapsdt: {e}")))?,
+            ),
+            None => None,
+        };
+        let stapsdt_base = sections
+            .section_by_name(endian, b".stapsdt.base")
+            .map(|(_, sh)| sh.sh_addr(endian).into());
+        Ok(ElfFile {
+            data,
+            is_64: header.is_type_64(),
+            byte_order: if endian == Endianness::Little {
+                ByteOrder::Little
+            } else {
+                ByteOrder::Big
+            },
+            machine: header.e_machine(endian).0,
+            file_type: header.e_type(endian).0,
+            segments,
+            stapsdt_notes,
+            stapsdt_base,
+        })
+    }
+
+    /// The bytes of the whole file.
+    pub fn data(&self) -> &'data [u8] {
+        self.data
+    }
+
+    /// The PT_LOAD segment containing `addr`.
+    pub fn segment_for(&self, addr: u64) -> Option<&Segment> {
+        self.segments.iter().find(|s| s.contains(addr))
+    }
+
+    /// Definitions of the `wanted` symbols in `.symtab` and `.dynsym` (undefined, section
+    /// and file symbols excluded). Definitions at the same address are merged.
+    pub fn find_symbols(&self, wanted: &HashSet<&str>) -> Result<HashMap<String, Vec<SymbolDef>>> {
+        if self.is_64 {
+            self.find_symbols_as::<elf::FileHeader64<Endianness>>(wanted)
+        } else {
+            self.find_symbols_as::<elf::FileHeader32<Endianness>>(wanted)
+        }
+    }
+
+    fn find_symbols_as<Elf: FileHeader<Endian = Endianness>>(
+        &self,
+        wanted: &HashSet<&str>,
+    ) -> Result<HashMap<String, Vec<SymbolDef>>> {
+        let mut out: HashMap<String, Vec<SymbolDef>> = HashMap::new();
+        if wanted.is_empty() {
+            return Ok(out);
+        }
+        let header = Elf::parse(self.data).map_err(Error::elf)?;
+        let endian = header.endian().map_err(Error::elf)?;
+        let sections = header.sections(endian, self.data).map_err(Error::elf)?;
+        for kind in [elf::SHT_SYMTAB, elf::SHT_DYNSYM] {
+            let table = sections
+                .symbols(endian, self.data, kind)
+                .map_err(|e| Error::elf(format!("symbol table: {e}")))?;
+            for sym in table.symbols() {
+                let st_type = sym.st_type();
+                if sym.is_undefined(endian)
+                    || st_type == elf::STT_SECTION
+                    || st_type == elf::STT_FILE
+                {
+                    continue;
+                }
+                let Ok(name) = sym.name(endian, table.strings()) else {
+                    continue;
+                };
+                let Ok(name) = std::str::from_utf8(name) else {
+                    continue;
+                };
+                if !wanted.contains(name) {
+                    continue;
+                }
+                let def = SymbolDef {
+                    value: sym.st_value(endian).into(),
+                    local: sym.st_bind() == elf::STB_LOCAL,
+                };
+                let defs = out.entry(name.to_string()).or_default();
+                if !defs.iter().any(|d| d.value == def.value) {
+                    defs.push(def);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,35 @@
+//! # usdtkit
+//!
+//! Read, decode and attach Linux USDT probes (the SystemTap `.note.stapsdt` probes).
+//!
+//! - [`UsdtFile`] reads the probes of an ELF file of any class, byte order and architecture;
+//!   [`MappedFile`] maps a file from disk to read it without copying.
+//! - [`arg`] decodes argument strings (`-4@-12(%rbp)`) for the file's architecture, chosen at
+//!   run time from its header.
+//!
+//! Malformed input gives an error naming the file, note, probe, site and argument; it never
+//! panics, and one bad note or argument does not hide the others.
+//!
+//! ```no_run
+//! let file = usdtkit::MappedFile::open("/usr/bin/python3.11")?;
+//! let usdt = file.usdt()?;
+//! for probe in usdt.probes() {
+//!     println!("{}:{} ({} sites)", probe.provider, probe.name, probe.sites.len());
+//! }
+//! # Ok::<(), usdtkit::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod arch;
+pub mod arg;
+pub mod elf;
+pub mod error;
+pub mod note;
+pub mod probe;
+pub mod synth;
+mod sys;
+
+pub use arch::Arch;
+pub use arg::{decode_args, Arg, ArgSpec, Location, Reg};
+pub use error::{ArgError, ArgErrorKind, Error, NoteError, NoteErrorKind, Result};
+pub use probe::{MappedFile, Probe, Site, UsdtFile};
