@@ -1,1 +1,4 @@
+//! Property tests: decoding round-trips and robustness against arbitrary input.
 
+mod decode;
+mod elf;

@@ -158,11 +158,40 @@ impl<'data> ElfFile<'data> {
         let header = Elf::parse(self.data).map_err(Error::elf)?;
         let endian = header.endian().map_err(Error::elf)?;
         let sections = header.sections(endian, self.data).map_err(Error::elf)?;
+        // Bucket the wanted names by first byte, so most symbols are rejected by one load.
+        let mut buckets: Vec<Vec<&[u8]>> = vec![Vec::new(); 256];
+        for w in wanted {
+            if let Some(&b) = w.as_bytes().first() {
+                buckets[b as usize].push(w.as_bytes());
+            }
+        }
         for kind in [elf::SHT_SYMTAB, elf::SHT_DYNSYM] {
             let table = sections
                 .symbols(endian, self.data, kind)
                 .map_err(|e| Error::elf(format!("symbol table: {e}")))?;
+            if table.is_empty() {
+                continue;
+            }
+            let strtab = sections
+                .section(table.string_section())
+                .and_then(|s| s.data(endian, self.data))
+                .map_err(|e| Error::elf(format!("symbol string table: {e}")))?;
             for sym in table.symbols() {
+                let off = sym.st_name(endian) as usize;
+                let Some(&first) = strtab.get(off) else {
+                    continue;
+                };
+                let bucket = &buckets[first as usize];
+                if bucket.is_empty() {
+                    continue;
+                }
+                let rest = &strtab[off..];
+                let Some(name) = bucket
+                    .iter()
+                    .find(|w| rest.starts_with(w) && rest.get(w.len()) == Some(&0))
+                else {
+                    continue;
+                };
                 let st_type = sym.st_type();
                 if sym.is_undefined(endian)
                     || st_type == elf::STT_SECTION
@@ -170,19 +199,11 @@ impl<'data> ElfFile<'data> {
                 {
                     continue;
                 }
-                let Ok(name) = sym.name(endian, table.strings()) else {
-                    continue;
-                };
-                let Ok(name) = std::str::from_utf8(name) else {
-                    continue;
-                };
-                if !wanted.contains(name) {
-                    continue;
-                }
                 let def = SymbolDef {
                     value: sym.st_value(endian).into(),
                     local: sym.st_bind() == elf::STB_LOCAL,
                 };
+                let name = std::str::from_utf8(name).expect("wanted names are str");
                 let defs = out.entry(name.to_string()).or_default();
                 if !defs.iter().any(|d| d.value == def.value) {
                     defs.push(def);

@@ -86,8 +86,14 @@ pub fn walk(
     let mut off = 0usize;
     let mut index = 0usize;
     std::iter::from_fn(move || loop {
-        if off >= sec.len() || sec[off..].iter().all(|&b| b == 0) {
+        if off >= sec.len() {
             return None;
+        }
+        // An all-zero header is padding: the rest of the section must be padding too.
+        if sec.len() - off < 12 || sec[off..off + 12].iter().all(|&b| b == 0) {
+            if sec[off..].iter().all(|&b| b == 0) {
+                return None;
+            }
         }
         let here = off;
         let this = index;

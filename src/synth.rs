@@ -184,6 +184,9 @@ impl ElfSpec {
         });
         let note_name = w.add_section_name(b".note.stapsdt");
         w.reserve_section_index();
+        w.reserve_symtab_section_index();
+        w.reserve_strtab_section_index();
+        w.reserve_shstrtab_section_index();
         w.reserve_null_symbol_index();
         let sym_names: Vec<_> = syms
             .iter()
@@ -196,11 +199,8 @@ impl ElfSpec {
             })
             .collect();
         w.reserve_symtab();
-        w.reserve_symtab_section_index();
         w.reserve_strtab().expect("string table fits");
-        w.reserve_strtab_section_index();
         w.reserve_shstrtab().expect("section names fit");
-        w.reserve_shstrtab_section_index();
         w.reserve_section_headers();
 
         w.write_file_header(&FileHeader {

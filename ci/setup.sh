@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install what usdtkit's build, tests and conformance runs need, when missing. Idempotent:
+# a machine that already has everything installs nothing. Runs as root (CI) or with sudo.
+set -euo pipefail
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# Debian packages:
+# - binutils: readelf, the independent reference for note contents in tests.
+# - gcc, libc6-dev: C toolchain for build scripts.
+# - python3.11-minimal, postgresql-15, openjdk-17-jre-headless, libstdc++6: probe-rich real
+#   binaries the tests read (/usr/bin/python3.11, postgres, libjvm.so, libstdc++.so.6).
+APT_PACKAGES=(
+  binutils gcc libc6-dev
+  python3.11-minimal postgresql-15 openjdk-17-jre-headless libstdc++6
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  log "Debian packages present"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  log "cargo is missing: install a Rust toolchain (rustup) first"
+  exit 1
+fi
+for comp in rustfmt clippy; do
+  if ! rustup component list --installed 2>/dev/null | grep -q "^$comp"; then
+    log "installing rust component $comp"
+    rustup component add "$comp"
+  fi
+done
+log "ready: $(cargo --version), $(readelf --version | head -1)"

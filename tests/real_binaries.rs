@@ -1,0 +1,117 @@
+//! Real probe-rich binaries of this machine, checked note by note against `readelf -n`
+//! (binutils), an implementation independent of ours.
+
+mod common;
+
+use usdtkit::MappedFile;
+
+fn check(path: &str, what: &str, min_sites: usize) {
+    if !common::require_file(path, what) {
+        return;
+    }
+    let want = common::readelf_notes(path);
+    assert!(
+        want.len() >= min_sites,
+        "{path}: readelf saw only {} notes",
+        want.len()
+    );
+    let mapped = MappedFile::open(path).unwrap();
+    let usdt = mapped.usdt().unwrap();
+    assert!(usdt.errors().is_empty(), "{path}: {:?}", usdt.errors());
+    let got = common::our_notes(&usdt);
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{path}: site count differs from readelf -n"
+    );
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g, w, "{path}");
+    }
+    for site in usdt.sites() {
+        for arg in &site.args {
+            if let Err(e) = &arg.decoded {
+                panic!(
+                    "{path}: {}:{} site {:#x}: {e}",
+                    site.provider, site.name, site.pc
+                );
+            }
+        }
+        // The file offset lands on the site's instruction bytes: a nop (0x90) or the first byte
+        // of a multi-byte nop (0x0f 0x1f), as sys/sdt.h emits.
+        let byte = mapped.bytes()[site.file_offset as usize];
+        assert!(
+            byte == 0x90 || byte == 0x0f,
+            "{path}: site {:#x} byte {byte:#x}",
+            site.pc
+        );
+    }
+}
+
+#[test]
+fn python311() {
+    check("/usr/bin/python3.11", "Debian python3.11", 8);
+}
+
+#[test]
+fn postgres() {
+    check(
+        "/usr/lib/postgresql/15/bin/postgres",
+        "Debian postgresql-15",
+        71,
+    );
+}
+
+#[test]
+fn libjvm() {
+    check(
+        "/usr/lib/jvm/java-17-openjdk-amd64/lib/server/libjvm.so",
+        "Debian openjdk-17-jre-headless",
+        531,
+    );
+}
+
+#[test]
+fn libstdcxx() {
+    check(
+        "/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
+        "Debian libstdc++6",
+        3,
+    );
+}
+
+#[test]
+fn postgres_symbol_arguments_resolve() {
+    let path = "/usr/lib/postgresql/15/bin/postgres";
+    if !common::require_file(path, "Debian postgresql-15") {
+        return;
+    }
+    let mapped = MappedFile::open(path).unwrap();
+    let usdt = mapped.usdt().unwrap();
+    let mut resolved = 0;
+    for site in usdt.sites() {
+        for arg in &site.args {
+            if let Ok(usdtkit::ArgSpec {
+                location: usdtkit::Location::Symbol { address, .. },
+                ..
+            }) = &arg.decoded
+            {
+                assert!(address.is_some(), "{}", arg.text);
+                resolved += 1;
+            }
+        }
+    }
+    assert!(
+        resolved >= 5,
+        "postgres has sym(%rip) arguments; saw {resolved}"
+    );
+}
+
+#[test]
+fn cargo_nextest_rust_emitted_probes() {
+    // Rust `probe`-crate style notes: hyphenated names, semaphores shared between sites.
+    check(
+        "/usr/local/bin/cargo-nextest",
+        "cargo-nextest from the machine image",
+        10,
+    );
+}
