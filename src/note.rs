@@ -90,10 +90,10 @@ pub fn walk(
             return None;
         }
         // An all-zero header is padding: the rest of the section must be padding too.
-        if sec.len() - off < 12 || sec[off..off + 12].iter().all(|&b| b == 0) {
-            if sec[off..].iter().all(|&b| b == 0) {
-                return None;
-            }
+        if (sec.len() - off < 12 || sec[off..off + 12].iter().all(|&b| b == 0))
+            && sec[off..].iter().all(|&b| b == 0)
+        {
+            return None;
         }
         let here = off;
         let this = index;
