@@ -1,4 +1,5 @@
 //! Property tests: decoding round-trips and robustness against arbitrary input.
 
+mod arches;
 mod decode;
 mod elf;

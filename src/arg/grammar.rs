@@ -5,7 +5,8 @@ use super::MAX_ARG_SIZE;
 use crate::error::ArgErrorKind;
 
 /// Split an argument string on whitespace, keeping bracketed operands whole (aarch64's
-/// `[x22, 20]` contains a space).
+/// `[x22, 20]` contains a space) and joining a token that ends in a comma to the next one
+/// (clang prints loongarch memory operands as `$sp, 8`).
 pub(crate) fn split_args(s: &str) -> impl Iterator<Item = &str> {
     let mut rest = s;
     std::iter::from_fn(move || {
@@ -15,20 +16,24 @@ pub(crate) fn split_args(s: &str) -> impl Iterator<Item = &str> {
         }
         let mut depth = 0i32;
         let mut end = rest.len();
+        let mut last = ' ';
         for (i, c) in rest.char_indices() {
             match c {
                 '[' => depth += 1,
                 ']' => depth -= 1,
-                c if c.is_whitespace() && depth <= 0 => {
+                c if c.is_whitespace() && depth <= 0 && last != ',' => {
                     end = i;
                     break;
                 }
                 _ => {}
             }
+            if !c.is_whitespace() {
+                last = c;
+            }
         }
         let (tok, tail) = rest.split_at(end);
         rest = tail;
-        Some(tok)
+        Some(tok.trim_end())
     })
 }
 
@@ -100,6 +105,93 @@ pub(crate) fn is_symbol(s: &str) -> bool {
         && b.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'$')
 }
 
+/// A syntax error about `operand`.
+pub(crate) fn syntax(operand: &str, reason: impl Into<String>) -> ArgErrorKind {
+    ArgErrorKind::Syntax {
+        operand: operand.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Split `disp(inner)` into the displacement and the text between the parentheses, or `None`
+/// when the operand has no parentheses at all.
+pub(crate) fn split_parens(op: &str) -> Result<Option<(&str, &str)>, String> {
+    let Some(open) = op.find('(') else {
+        return match op.contains(')') {
+            true => Err("unbalanced parentheses".into()),
+            false => Ok(None),
+        };
+    };
+    let (disp, rest) = op.split_at(open);
+    let inner = rest[1..]
+        .strip_suffix(')')
+        .ok_or("unbalanced parentheses")?;
+    if disp.contains(')') || inner.contains(['(', ')']) {
+        return Err("nested or unbalanced parentheses".into());
+    }
+    Ok(Some((disp, inner)))
+}
+
+/// Split a bracketed operand `[a, b, c]` into its comma-separated parts, trimmed, or `None`
+/// when the operand is not bracketed.
+pub(crate) fn split_brackets(op: &str) -> Result<Option<Vec<&str>>, String> {
+    let Some(body) = op.strip_prefix('[') else {
+        return match op.contains(']') {
+            true => Err("unbalanced brackets".into()),
+            false => Ok(None),
+        };
+    };
+    let body = body
+        .strip_suffix(']')
+        .ok_or("unbalanced brackets (pre-indexed `[...]!` is not a plain memory operand)")?;
+    if body.contains(['[', ']']) {
+        return Err("nested brackets".into());
+    }
+    let parts: Vec<&str> = body.split(',').map(str::trim).collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err("empty part between the brackets".into());
+    }
+    Ok(Some(parts))
+}
+
+/// A displacement made of numbers only (`-8`, `0x10`, `-12+4`); an empty one is 0.
+pub(crate) fn numeric_displacement(s: &str) -> Result<i64, String> {
+    if s.starts_with('%') || s.contains('@') {
+        return Err(format!("relocation operator in `{s}` is not supported"));
+    }
+    let d = parse_displacement(s)?;
+    match d.symbol {
+        Some(sym) => Err(format!("symbolic displacement `{sym}` is not supported")),
+        None => Ok(d.offset),
+    }
+}
+
+/// The scale of a shifted index register: `lsl #N` or `lsl N`, N from 0 to 3.
+pub(crate) fn lsl_scale(s: &str) -> Result<u8, String> {
+    let amount = s
+        .get(..3)
+        .filter(|op| op.eq_ignore_ascii_case("lsl"))
+        .map(|_| s[3..].trim_start())
+        .ok_or_else(|| format!("`{s}` is not an `lsl #N` index shift"))?;
+    match amount.strip_prefix('#').unwrap_or(amount) {
+        "0" => Ok(1),
+        "1" => Ok(2),
+        "2" => Ok(4),
+        "3" => Ok(8),
+        _ => Err(format!("index shift `{s}` is not lsl 0 to 3")),
+    }
+}
+
+/// Append `offset(inner)`, leaving a zero offset out.
+pub(crate) fn write_parens(out: &mut String, offset: i64, inner: &str) {
+    if offset != 0 {
+        out.push_str(&offset.to_string());
+    }
+    out.push('(');
+    out.push_str(inner);
+    out.push(')');
+}
+
 /// A displacement: the sum of its numeric terms and at most one symbol.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Displacement<'a> {
@@ -163,6 +255,40 @@ mod tests {
         assert_eq!(v, ["8@x25", "-4@[x22]", "2@[x22, 20]", "-1@[x0, x1]"]);
         assert_eq!(split_args("").count(), 0);
         assert_eq!(split_args(" \t ").count(), 0);
+        let v: Vec<_> = split_args("-4@$sp, 8 8@$r3,16 4@x0, ").collect();
+        assert_eq!(v, ["-4@$sp, 8", "8@$r3,16", "4@x0,"]);
+    }
+
+    #[test]
+    fn parentheses_and_brackets() {
+        assert_eq!(split_parens("-8(%rbp)"), Ok(Some(("-8", "%rbp"))));
+        assert_eq!(split_parens("(sp)"), Ok(Some(("", "sp"))));
+        assert_eq!(split_parens("a0"), Ok(None));
+        for bad in ["(a0", "a0)", "8(a0))", "((a0))", "8)(a0", "(a(0))"] {
+            assert!(split_parens(bad).is_err(), "{bad}");
+        }
+        assert_eq!(split_brackets("[x0, 8]"), Ok(Some(vec!["x0", "8"])));
+        assert_eq!(split_brackets("[ sp ]"), Ok(Some(vec!["sp"])));
+        assert_eq!(split_brackets("x0"), Ok(None));
+        for bad in ["[x0", "x0]", "[x0]!", "[]", "[x0,]", "[[x0]]", "[x0,,1]"] {
+            assert!(split_brackets(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shifts_and_numeric_displacements() {
+        assert_eq!(lsl_scale("lsl #3"), Ok(8));
+        assert_eq!(lsl_scale("LSL 0"), Ok(1));
+        assert!(lsl_scale("lsl #4").is_err());
+        assert!(lsl_scale("sxtw").is_err());
+        assert!(lsl_scale("ls").is_err());
+        assert_eq!(numeric_displacement(""), Ok(0));
+        assert_eq!(numeric_displacement("-12+4"), Ok(-8));
+        assert!(numeric_displacement("sym+4").is_err());
+        let mut s = String::new();
+        write_parens(&mut s, 0, "a0");
+        write_parens(&mut s, -8, "s0");
+        assert_eq!(s, "(a0)-8(s0)");
     }
 
     #[test]

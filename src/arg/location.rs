@@ -22,7 +22,8 @@ pub struct RegDef {
     /// Canonical name (`rax`, `x0`...), as JSON output gives it.
     pub name: &'static str,
     /// Byte offset of the register in the kernel's `struct pt_regs` for this architecture,
-    /// `None` for registers the kernel does not save there (vector registers).
+    /// `None` for registers the kernel does not save there (vector and floating-point
+    /// registers, and riscv's hard-wired `zero`).
     pub pt_regs_offset: Option<u16>,
     /// What kind of register it is.
     pub class: RegClass,
@@ -99,7 +100,9 @@ pub enum Location {
     },
     /// Memory at a symbol's address plus `offset`, plus registers when present:
     /// `sym+8(%rip)` (`base` = the instruction pointer, meaning pc-relative: the address is
-    /// the symbol's), `table(,%rcx,8)`, or a bare `counter` (i386 absolute).
+    /// the symbol's), `table(,%rcx,8)`, a bare `counter` (i386 absolute), or aarch64's
+    /// `[x1, #:lo12:sym]` (no registers: with the `adrp x1, sym` before it, the pair
+    /// addresses the symbol itself).
     Symbol {
         /// The symbol name.
         symbol: String,

@@ -3,10 +3,23 @@
 //! An argument string is a space-separated list of `[-]SIZE[f]@OPERAND` (the `SIZE@` part may
 //! be missing in hand-written assembly: 8 bytes, unsigned). A negative size means signed, `f`
 //! marks a floating-point value. The operand grammar belongs to the architecture and is decoded
-//! by an [`ArchDecoder`], one file per architecture, all behind the same trait.
+//! by an [`ArchDecoder`], one file per architecture, all behind the same trait. x86 has its
+//! own parser; the others describe their registers as data (`regs.rs`) and build on operand
+//! forms they share (`forms.rs`).
 
+mod aarch64;
+mod arm;
+mod forms;
 mod grammar;
 mod location;
+mod loongarch;
+mod mips;
+mod powerpc;
+mod regs;
+mod riscv;
+mod s390x;
+#[cfg(test)]
+mod testkit;
 mod x86;
 
 use serde::ser::SerializeMap;
@@ -37,7 +50,9 @@ impl ArgSpec {
     /// Render the spec as an argument string of `arch`, e.g. `-4@-12(%rbp)`.
     ///
     /// The text decodes back to an equal spec (register aliases come back as their canonical
-    /// full-width names, so the text may differ from the one originally decoded).
+    /// full-width names, so the text may differ from the one originally decoded). `None` when
+    /// usdtkit has no grammar for `arch`, or when `arch` has no syntax for the location (an
+    /// index register on riscv, a symbol on s390x...).
     pub fn to_text(&self, arch: Arch) -> Option<String> {
         let dec = decoder(arch)?;
         let mut s = String::new();
@@ -49,8 +64,7 @@ impl ArgSpec {
             s.push('f');
         }
         s.push('@');
-        dec.write_operand(&self.location, &mut s);
-        Some(s)
+        dec.write_operand(&self.location, &mut s).then_some(s)
     }
 }
 
@@ -72,8 +86,9 @@ pub trait ArchDecoder: Sync {
     fn registers(&self) -> &'static [RegDef];
     /// Decode one operand (the text after `@`).
     fn parse_operand(&self, operand: &str) -> Result<Location, ArgErrorKind>;
-    /// Write `loc` as an operand this decoder parses back to `loc`.
-    fn write_operand(&self, loc: &Location, out: &mut String);
+    /// Write `loc` as an operand this decoder parses back to `loc`. Returns `false` (with
+    /// unspecified text in `out`) when the architecture has no syntax for `loc`.
+    fn write_operand(&self, loc: &Location, out: &mut String) -> bool;
     /// Find a canonical register by its canonical name.
     fn register(&self, name: &str) -> Option<Reg> {
         self.registers()
@@ -88,7 +103,16 @@ pub fn decoder(arch: Arch) -> Option<&'static dyn ArchDecoder> {
     match arch {
         Arch::X86_64 => Some(&x86::X86_64),
         Arch::I386 => Some(&x86::I386),
-        _ => None,
+        Arch::Aarch64 => Some(&aarch64::AARCH64),
+        Arch::Arm => Some(&arm::ARM),
+        Arch::Riscv64 => Some(&riscv::RISCV64),
+        Arch::Riscv32 => Some(&riscv::RISCV32),
+        Arch::S390x => Some(&s390x::S390X),
+        Arch::Powerpc64 => Some(&powerpc::POWERPC64),
+        Arch::Powerpc => Some(&powerpc::POWERPC),
+        Arch::Loongarch64 => Some(&loongarch::LOONGARCH64),
+        Arch::Mips => Some(&mips::MIPS),
+        Arch::Other(_) => None,
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use super::grammar::parse_displacement;
+use super::grammar::{parse_displacement, split_parens};
 use super::{ArchDecoder, Location, Reg, RegClass, RegDef};
 use crate::arch::Arch;
 use crate::error::ArgErrorKind;
@@ -290,18 +290,10 @@ impl ArchDecoder for X86 {
             }
             return Ok(Location::Const(d.offset));
         }
-        let (disp, inner) = match op.find('(') {
-            Some(i) => {
-                let inner = op[i + 1..]
-                    .strip_suffix(')')
-                    .ok_or_else(|| syntax("unbalanced parentheses".into()))?;
-                (&op[..i], Some(inner))
-            }
+        let (disp, inner) = match split_parens(op).map_err(syntax)? {
+            Some((disp, inner)) => (disp, Some(inner)),
             None => (op, None),
         };
-        if disp.contains(')') {
-            return Err(syntax("unbalanced parentheses".into()));
-        }
         let d = parse_displacement(disp).map_err(syntax)?;
         let Some(inner) = inner else {
             return match d.symbol {
@@ -320,7 +312,7 @@ impl ArchDecoder for X86 {
             };
         };
         let parts: Vec<&str> = inner.split(',').collect();
-        if parts.len() > 3 || inner.contains('(') {
+        if parts.len() > 3 {
             return Err(syntax("too many parts in the memory operand".into()));
         }
         let base = match parts[0] {
@@ -370,7 +362,7 @@ impl ArchDecoder for X86 {
         })
     }
 
-    fn write_operand(&self, loc: &Location, out: &mut String) {
+    fn write_operand(&self, loc: &Location, out: &mut String) -> bool {
         fn regs(out: &mut String, base: Option<Reg>, index: Option<Reg>, scale: u8) {
             if base.is_none() && index.is_none() {
                 return;
@@ -434,6 +426,7 @@ impl ArchDecoder for X86 {
                 regs(out, *base, *index, *scale);
             }
         }
+        true
     }
 }
 
