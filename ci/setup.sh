@@ -13,9 +13,13 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # - gcc, libc6-dev: C toolchain for build scripts.
 # - python3.11-minimal, postgresql-15, openjdk-17-jre-headless, libstdc++6: probe-rich real
 #   binaries the tests read (/usr/bin/python3.11, postgres, libjvm.so, libstdc++.so.6).
+# - systemtap-sdt-dev (sys/sdt.h), clang, g++, gcc-multilib, g++-multilib: the fixture
+#   generator's compilers (gcc and clang, C and C++, -m32).
+# - gdb: an independent reader of probe arguments, used to check expected values.
 APT_PACKAGES=(
-  binutils gcc libc6-dev
+  binutils gcc g++ libc6-dev
   python3.11-minimal postgresql-15 openjdk-17-jre-headless libstdc++6
+  systemtap-sdt-dev clang gcc-multilib g++-multilib gdb
 )
 
 missing=()

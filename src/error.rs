@@ -40,6 +40,14 @@ pub enum Error {
     /// A usage error: the caller asked for something that does not exist.
     #[error("{0}")]
     Invalid(String),
+    /// An external command (a compiler, a peer tool) failed.
+    #[error("{command}: {detail}")]
+    Command {
+        /// The command as run.
+        command: String,
+        /// Its exit status and error output, or why it could not start.
+        detail: String,
+    },
 }
 
 impl Error {

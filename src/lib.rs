@@ -24,6 +24,7 @@ pub mod arch;
 pub mod arg;
 pub mod elf;
 pub mod error;
+pub mod gen;
 pub mod note;
 pub mod probe;
 pub mod synth;

@@ -1,6 +1,7 @@
 //! Command-line interface. Exit status: 0 on success, 1 when any input could not be read or
 //! decoded (the rest is still printed), 2 on usage errors (clap's own).
 
+mod gen;
 mod list;
 
 use std::io::Write;
@@ -8,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use usdtkit::gen::Profile;
 use usdtkit::{decode_args, Arch};
 
 /// Read, decode and attach Linux USDT probes.
@@ -29,6 +31,25 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Generate and build the fixture corpus (C, C++ and assembly programs whose probe
+    /// arguments have known values), or count the encodings of a built one.
+    Gen {
+        /// Seed of every random choice: the same seed gives the same corpus.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// quick, default, or scale:PROBES:SITES[:sparse].
+        #[arg(long, default_value = "default")]
+        profile: Profile,
+        /// Output directory (default: target/usdtkit-fixtures/PROFILE-SEED).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Only count the encodings present in the corpus at DIR.
+        #[arg(long, value_name = "DIR")]
+        stats: Option<PathBuf>,
+        /// Print statistics as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Decode argument strings without a file; prints one JSON object per argument.
     Decode {
         /// Architecture whose grammar to use (x86_64, i386, ...).
@@ -46,6 +67,13 @@ pub fn run() -> ExitCode {
     let ok = match cli.command {
         Command::List { json, paths } => list::run(&paths, json),
         Command::Decode { arch, args } => decode(arch, &args),
+        Command::Gen {
+            seed,
+            profile,
+            out,
+            stats,
+            json,
+        } => gen::run(seed, profile, out, stats, json),
     };
     if ok {
         ExitCode::SUCCESS

@@ -1,0 +1,137 @@
+//! Driving the C compilers through the `cc` crate: it finds gcc, clang and cross compilers for
+//! a target triple and knows their flags; usdtkit adds what turns objects into executables
+//! and shared libraries.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::error::{Error, Result};
+
+/// One way of building: a compiler, a target, an optimisation level and PIE or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Toolchain {
+    /// The compiler command (`gcc`, `clang`, `g++`, `clang++`).
+    pub compiler: String,
+    /// Whether it compiles C++.
+    pub cpp: bool,
+    /// Target triple, e.g. `x86_64-unknown-linux-gnu` or `i686-unknown-linux-gnu`.
+    pub target: String,
+    /// Optimisation level as `-O` takes it (`0`, `1`, `2`, `3`, `s`).
+    pub opt: String,
+    /// Position-independent executable.
+    pub pie: bool,
+}
+
+/// The host triple usdtkit was built for.
+pub const HOST: &str = if cfg!(target_arch = "x86_64") {
+    "x86_64-unknown-linux-gnu"
+} else if cfg!(target_arch = "aarch64") {
+    "aarch64-unknown-linux-gnu"
+} else {
+    "unknown-unknown-linux-gnu"
+};
+
+impl Toolchain {
+    /// The flags that tell this build apart, for names and the manifest.
+    pub fn flags(&self) -> Vec<String> {
+        let mut f = vec![format!("-O{}", self.opt)];
+        f.push(if self.pie { "-pie" } else { "-no-pie" }.into());
+        if self.target.starts_with("i686") {
+            f.push("-m32".into());
+        }
+        f
+    }
+
+    fn tool(&self) -> Result<cc::Tool> {
+        let mut b = cc::Build::new();
+        b.compiler(&self.compiler)
+            .cpp(self.cpp)
+            .target(&self.target)
+            .host(HOST)
+            .opt_level_str(&self.opt)
+            .debug(false)
+            .pic(self.pie)
+            .warnings(false)
+            .cargo_metadata(false)
+            .cargo_warnings(false)
+            .cargo_output(false)
+            .emit_rerun_if_env_changed(false);
+        b.try_get_compiler().map_err(|e| Error::Command {
+            command: self.compiler.clone(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// The compiler's `--version` first line, or why it cannot run.
+    pub fn version(&self) -> Result<String> {
+        let out = Command::new(&self.compiler)
+            .arg("--version")
+            .output()
+            .map_err(|e| Error::Command {
+                command: format!("{} --version", self.compiler),
+                detail: e.to_string(),
+            })?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// Compile and link `sources` into `out`: an executable, or a shared library when
+    /// `shared`. `extra` goes at the end of the command line (libraries, rpath...).
+    pub fn link(
+        &self,
+        sources: &[PathBuf],
+        out: &Path,
+        shared: bool,
+        includes: &[PathBuf],
+        extra: &[String],
+    ) -> Result<()> {
+        let mut cmd = self.tool()?.to_command();
+        for dir in includes {
+            cmd.arg("-I").arg(dir);
+        }
+        if shared {
+            cmd.args(["-shared", "-fPIC"]);
+        } else if self.pie {
+            cmd.args(["-fPIE", "-pie"]);
+        } else {
+            cmd.args(["-fno-pie", "-no-pie"]);
+        }
+        cmd.arg("-o").arg(out).args(sources).args(extra);
+        run(cmd)
+    }
+}
+
+fn run(mut cmd: Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let out = cmd.output().map_err(|e| Error::Command {
+        command: shown.clone(),
+        detail: e.to_string(),
+    })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(Error::Command {
+        command: shown,
+        detail: format!(
+            "{}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    })
+}
+
+/// The directory holding `sys/sdt.h` for the host (`/usr/include` or a multiarch directory).
+pub fn find_sdt_header() -> Option<PathBuf> {
+    let dirs = [
+        "/usr/include",
+        "/usr/include/x86_64-linux-gnu",
+        "/usr/include/aarch64-linux-gnu",
+        "/usr/local/include",
+    ];
+    dirs.iter()
+        .map(PathBuf::from)
+        .find(|d| d.join("sys/sdt.h").exists())
+}
