@@ -294,7 +294,21 @@ impl ArchDecoder for X86 {
             Some((disp, inner)) => (disp, Some(inner)),
             None => (op, None),
         };
-        let d = parse_displacement(disp).map_err(syntax)?;
+        // i386 PIC code addresses globals as `sym@GOTOFF(%ebx)`: the register holds the
+        // GOT's run-time address and `sym@GOTOFF` is the symbol's distance from it, so the
+        // operand is the symbol itself, wherever the file is loaded.
+        let gotoff = disp.contains("@GOTOFF");
+        let disp_text = disp.replacen("@GOTOFF", "", 1);
+        if let Some(at) = disp_text.find('@') {
+            return Err(syntax(format!(
+                "relocation operator `{}` is not supported",
+                &disp_text[at..]
+            )));
+        }
+        let d = parse_displacement(&disp_text).map_err(syntax)?;
+        if gotoff && (d.symbol.is_none() || inner.is_none()) {
+            return Err(syntax("@GOTOFF needs a symbol and a GOT register".into()));
+        }
         let Some(inner) = inner else {
             return match d.symbol {
                 Some(sym) => Ok(Location::Symbol {
@@ -343,7 +357,7 @@ impl ArchDecoder for X86 {
             (Some(sym), ..) => Location::Symbol {
                 symbol: sym.to_string(),
                 offset: d.offset,
-                base,
+                base: if gotoff { None } else { base },
                 index,
                 scale,
                 address: None,
