@@ -40,6 +40,18 @@ pub enum Error {
     /// A usage error: the caller asked for something that does not exist.
     #[error("{0}")]
     Invalid(String),
+    /// Attaching to probes failed; nothing stays attached.
+    #[error("{}{}{}: {cause}", file.display(), probe.as_ref().map(|p| format!(": probe {p}")).unwrap_or_default(), site.map(|s| format!(", site {s:#x}")).unwrap_or_default())]
+    Attach {
+        /// The binary or library.
+        file: PathBuf,
+        /// The probe, when one is concerned.
+        probe: Option<String>,
+        /// The site, when one is concerned.
+        site: Option<u64>,
+        /// What went wrong.
+        cause: String,
+    },
     /// An external command (a compiler, a peer tool) failed.
     #[error("{command}: {detail}")]
     Command {

@@ -22,11 +22,14 @@
 
 pub mod arch;
 pub mod arg;
+pub mod attach;
+pub mod check;
 pub mod elf;
 pub mod error;
 pub mod gen;
 pub mod note;
 pub mod probe;
+pub mod recorder;
 pub mod synth;
 mod sys;
 

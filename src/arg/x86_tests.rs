@@ -353,14 +353,29 @@ fn i386_gotoff_is_the_symbol_itself() {
         scale,
         address: None,
     };
-    assert_eq!(l("-8@usdtkit_g64@GOTOFF(%ebx)"), sym("usdtkit_g64", 0, None, 1));
-    assert_eq!(l("-8@4+usdtkit_pair@GOTOFF(%ebx)"), sym("usdtkit_pair", 4, None, 1));
+    assert_eq!(
+        l("-8@usdtkit_g64@GOTOFF(%ebx)"),
+        sym("usdtkit_g64", 0, None, 1)
+    );
+    assert_eq!(
+        l("-8@4+usdtkit_pair@GOTOFF(%ebx)"),
+        sym("usdtkit_pair", 4, None, 1)
+    );
     assert_eq!(
         l("-4@table@GOTOFF(%ebx,%eax,4)"),
         sym("table", 0, Some(r32("eax")), 4)
     );
-    for bad in ["4@x@GOT(%ebx)", "4@x@GOTOFF", "4@8@GOTOFF(%ebx)", "8@x@GOTPCREL(%rip)"] {
-        let arch = if bad.contains("rip") { Arch::X86_64 } else { Arch::I386 };
+    for bad in [
+        "4@x@GOT(%ebx)",
+        "4@x@GOTOFF",
+        "4@8@GOTOFF(%ebx)",
+        "8@x@GOTPCREL(%rip)",
+    ] {
+        let arch = if bad.contains("rip") {
+            Arch::X86_64
+        } else {
+            Arch::I386
+        };
         assert!(decode_one(arch, bad).is_err(), "{bad}");
     }
 }

@@ -1,6 +1,7 @@
 //! Command-line interface. Exit status: 0 on success, 1 when any input could not be read or
 //! decoded (the rest is still printed), 2 on usage errors (clap's own).
 
+mod check;
 mod gen;
 mod list;
 
@@ -50,6 +51,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run USDT implementations on the fixture corpus and judge every argument.
+    Check {
+        /// A corpus built by `usdtkit gen` (default: build or reuse the profile's).
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        /// Profile to build when no corpus is given.
+        #[arg(long, default_value = "default")]
+        profile: Profile,
+        /// Seed to build with when no corpus is given.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Implementations, comma-separated.
+        #[arg(long = "impl", value_delimiter = ',', default_value = "usdtkit")]
+        impls: Vec<String>,
+        /// Show every non-passing argument, not only wrong ones.
+        #[arg(long, short)]
+        verbose: bool,
+    },
     /// Decode argument strings without a file; prints one JSON object per argument.
     Decode {
         /// Architecture whose grammar to use (x86_64, i386, ...).
@@ -67,6 +86,19 @@ pub fn run() -> ExitCode {
     let ok = match cli.command {
         Command::List { json, paths } => list::run(&paths, json),
         Command::Decode { arch, args } => decode(arch, &args),
+        Command::Check {
+            corpus,
+            profile,
+            seed,
+            impls,
+            verbose,
+        } => check::run(check::CheckArgs {
+            corpus,
+            profile,
+            seed,
+            impls,
+            verbose,
+        }),
         Command::Gen {
             seed,
             profile,

@@ -1,5 +1,9 @@
 //! Everything that talks to the operating system through `unsafe`: one place, each block with
-//! the reason it is sound.
+//! the reason it is sound. `bpf` wraps the bpf(2) commands usdtkit uses (through libbpf's
+//! thin syscall wrappers), `perf` the uprobe PMU's perf_event_open(2).
+
+pub(crate) mod bpf;
+pub(crate) mod perf;
 
 use std::fs::File;
 use std::io;

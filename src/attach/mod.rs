@@ -1,0 +1,431 @@
+//! Attaching BPF programs to USDT probes: libbpf's `bpf_program__attach_usdt` in Rust,
+//! compatible with programs built against libbpf's `usdt.bpf.h`, and more.
+//!
+//! - Any number of probes (names, `provider:*`-style patterns, or all of them) of one file go
+//!   through **one** `uprobe_multi` link, not one link per probe name.
+//! - `__bpf_usdt_specs` is filled in the layout the program was built with (libbpf up to 1.6,
+//!   or 1.7 and later, told apart by the map's value size); identical specs share an id; ids
+//!   are freed when the last link using them detaches; a full map fails the attach cleanly.
+//! - Forms libbpf refuses are encoded within its ABI (see [`plan`]); an argument no spec can
+//!   express does not fail the attach: it reads as an error, with the reason in
+//!   [`UsdtLink::warnings`].
+//!
+//! ## Which kernel interface
+//!
+//! The kernel fixes a program's attach type when it is loaded: a program loaded for
+//! `BPF_TRACE_UPROBE_MULTI` (libbpf does this for `SEC("usdt")` programs whenever the kernel
+//! has uprobe_multi, Linux 6.6+; also `SEC("uprobe.multi")`) can only be attached through a
+//! uprobe_multi link, and any other uprobe program only through perf events. With
+//! [`AttachMode::Auto`], usdtkit tries the uprobe_multi link first and, if the kernel rejects
+//! it for this program, one perf-event uprobe per site (uprobe PMU, `ref_ctr_offset` for
+//! semaphores) with a BPF perf link carrying the spec id as cookie (Linux 5.15+); when both
+//! fail, the error keeps both reasons. Choose the program's section (or set its expected
+//! attach type) before loading accordingly.
+
+pub mod plan;
+pub mod resolve;
+pub mod spec;
+
+mod maps;
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use self::plan::SitePlan;
+use crate::arch::Arch;
+use crate::error::{Error, Result};
+use crate::probe::{MappedFile, UsdtFile};
+use crate::sys::{bpf, perf};
+
+/// How to attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttachMode {
+    /// uprobe_multi when the program allows it, else perf events.
+    #[default]
+    Auto,
+    /// One `uprobe_multi` link for every site.
+    Multi,
+    /// One perf-event uprobe and BPF perf link per site.
+    PerfEvent,
+}
+
+/// Which probes to attach, with the cookie the BPF side reads back with `bpf_usdt_cookie()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeSelector {
+    /// Provider, or a pattern with `*`.
+    pub provider: String,
+    /// Probe name, or a pattern with `*`.
+    pub name: String,
+    /// The user cookie for every site this selector matches.
+    pub cookie: u64,
+}
+
+impl ProbeSelector {
+    /// A selector for `provider:name` (each may contain `*`).
+    pub fn new(provider: &str, name: &str, cookie: u64) -> Self {
+        ProbeSelector {
+            provider: provider.into(),
+            name: name.into(),
+            cookie,
+        }
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            let Some(rest) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=rest.len())
+                .filter(|&i| rest.is_char_boundary(i))
+                .any(|i| glob(tail, &rest[i..]))
+        }
+    }
+}
+
+/// One attached site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedSite {
+    /// Provider.
+    pub provider: String,
+    /// Probe name.
+    pub name: String,
+    /// Link-time site address.
+    pub pc: u64,
+    /// File offset the uprobe is at.
+    pub offset: u64,
+    /// The user cookie.
+    pub cookie: u64,
+    /// The spec id (the BPF cookie).
+    pub spec_id: u32,
+}
+
+/// Attached probes. Dropping the link detaches them; [`UsdtLink::detach`] does the same and
+/// reports errors.
+#[derive(Debug)]
+pub struct UsdtLink {
+    binary: PathBuf,
+    mode: AttachMode,
+    // Field order matters: links close before perf events, and spec ids are freed last.
+    links: Vec<OwnedFd>,
+    _perf_events: Vec<OwnedFd>,
+    _lease: maps::SpecLease,
+    sites: Vec<AttachedSite>,
+    warnings: Vec<String>,
+}
+
+impl UsdtLink {
+    /// The file the probes are in.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// The interface used: [`AttachMode::Multi`] or [`AttachMode::PerfEvent`].
+    pub fn mode(&self) -> AttachMode {
+        self.mode
+    }
+
+    /// Every attached site.
+    pub fn sites(&self) -> &[AttachedSite] {
+        &self.sites
+    }
+
+    /// Kernel links held (1 for uprobe_multi, one per site for perf events).
+    pub fn link_count(&self) -> usize {
+        self.links.len()
+    }
+
+    /// Arguments that will read as errors, one line per distinct reason (file, probe, site,
+    /// argument and why).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Detach now. Closing a link cannot fail in a way the caller could act on, so this
+    /// returns `Ok` once every descriptor is closed and every spec id released.
+    pub fn detach(self) -> Result<()> {
+        drop(self);
+        Ok(())
+    }
+}
+
+/// Attaches one loaded BPF program to USDT probes.
+#[derive(Debug, Clone, Copy)]
+pub struct UsdtAttacher<'p> {
+    prog: BorrowedFd<'p>,
+    pid: i32,
+    mode: AttachMode,
+    optimize_nop5: Option<bool>,
+    site_cookies: Option<u64>,
+}
+
+impl<'p> UsdtAttacher<'p> {
+    /// An attacher for the loaded program `prog` (any process, automatic mode).
+    pub fn new(prog: BorrowedFd<'p>) -> Self {
+        UsdtAttacher {
+            prog,
+            pid: -1,
+            mode: AttachMode::Auto,
+            optimize_nop5: None,
+            site_cookies: None,
+        }
+    }
+
+    /// An attacher for a `libbpf_rs` program.
+    pub fn for_program(prog: &'p libbpf_rs::Program<'_>) -> Self {
+        Self::new(prog.as_fd())
+    }
+
+    /// Which processes: `-1` every process, `0` this one, or a pid (libbpf's convention).
+    pub fn pid(mut self, pid: i32) -> Self {
+        self.pid = pid;
+        self
+    }
+
+    /// Force an attach mode.
+    pub fn mode(mut self, mode: AttachMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Attach `nop; nop5` sites at +1 (the kernel's optimized uprobe path) or not; by default
+    /// when the kernel has the `uprobe()` syscall, as libbpf 1.7 does.
+    pub fn optimize_nop5(mut self, on: bool) -> Self {
+        self.optimize_nop5 = Some(on);
+        self
+    }
+
+    /// Give every site its own user cookie, `first`, `first + 1`, ... in attach order,
+    /// instead of the selectors' cookies (what a recorder needs to tell sites apart).
+    pub fn site_cookies(mut self, first: u64) -> Self {
+        self.site_cookies = Some(first);
+        self
+    }
+
+    fn pid_filter(&self) -> Option<u32> {
+        match self.pid {
+            p if p > 0 => Some(p as u32),
+            0 => Some(std::process::id()),
+            _ => None,
+        }
+    }
+
+    /// Attach to the probe `provider:name` of `binary` (every site), like libbpf's
+    /// `bpf_program__attach_usdt`.
+    pub fn attach(
+        &self,
+        binary: &str,
+        provider: &str,
+        name: &str,
+        cookie: u64,
+    ) -> Result<UsdtLink> {
+        self.attach_many(binary, &[ProbeSelector::new(provider, name, cookie)])
+    }
+
+    /// Attach to every probe of `binary` that a selector matches, through one link.
+    pub fn attach_many(&self, binary: &str, selectors: &[ProbeSelector]) -> Result<UsdtLink> {
+        let path = resolve::resolve(binary, self.pid_filter()).map_err(|e| Error::Attach {
+            file: binary.into(),
+            probe: None,
+            site: None,
+            cause: e,
+        })?;
+        let mapped = MappedFile::open(&path)?;
+        let usdt = mapped.usdt()?;
+        self.attach_file(&path, &mapped, &usdt, selectors)
+    }
+
+    /// Attach to probes of an already-read file.
+    pub fn attach_file(
+        &self,
+        path: &Path,
+        mapped: &MappedFile,
+        usdt: &UsdtFile<'_>,
+        selectors: &[ProbeSelector],
+    ) -> Result<UsdtLink> {
+        let err = |probe: Option<String>, site: Option<u64>, cause: String| Error::Attach {
+            file: path.to_path_buf(),
+            probe,
+            site,
+            cause,
+        };
+        let host_ok = match usdt.arch() {
+            Arch::X86_64 | Arch::I386 => cfg!(target_arch = "x86_64"),
+            Arch::Aarch64 => cfg!(target_arch = "aarch64"),
+            _ => false,
+        };
+        if !host_ok {
+            return Err(err(
+                None,
+                None,
+                format!("cannot attach to a {} binary on this host", usdt.arch()),
+            ));
+        }
+        let maps = maps::find(self.prog).map_err(|e| err(None, None, e))?;
+        let nop5 = self.optimize_nop5.unwrap_or_else(perf::has_uprobe_syscall);
+        let mut plans: Vec<(SitePlan, &crate::Site<'_>, u64)> = Vec::new();
+        let mut warnings = Vec::new();
+        for probe in usdt.probes() {
+            let Some(sel) = selectors
+                .iter()
+                .find(|s| glob(&s.provider, probe.provider) && glob(&s.name, probe.name))
+            else {
+                continue;
+            };
+            for site in &probe.sites {
+                let p = plan::plan_site(usdt.arch(), maps.layout, site, mapped.bytes(), nop5);
+                if p.args.len() > spec::MAX_ARGS {
+                    return Err(err(
+                        Some(format!("{}:{}", probe.provider, probe.name)),
+                        Some(site.pc),
+                        format!(
+                            "{} arguments: a spec holds at most {}",
+                            p.args.len(),
+                            spec::MAX_ARGS
+                        ),
+                    ));
+                }
+                for (i, why) in &p.unreadable {
+                    let w = format!(
+                        "{}: probe {}:{}, site {:#x}: argument #{i} `{}` will read as an error: {why}",
+                        path.display(),
+                        probe.provider,
+                        probe.name,
+                        site.pc,
+                        site.args[*i].text
+                    );
+                    if !warnings.contains(&w) {
+                        warnings.push(w);
+                    }
+                }
+                let cookie = match self.site_cookies {
+                    Some(first) => first + plans.len() as u64,
+                    None => sel.cookie,
+                };
+                plans.push((p, site, cookie));
+            }
+        }
+        if plans.is_empty() {
+            let wanted: Vec<String> = selectors
+                .iter()
+                .map(|s| format!("{}:{}", s.provider, s.name))
+                .collect();
+            let have: Vec<String> = usdt
+                .probes()
+                .take(8)
+                .map(|p| format!("{}:{}", p.provider, p.name))
+                .collect();
+            return Err(err(
+                Some(wanted.join(", ")),
+                None,
+                format!(
+                    "no such probe (the file has {} probes: {}{})",
+                    usdt.probes().count(),
+                    have.join(", "),
+                    if usdt.probes().count() > 8 {
+                        ", ..."
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        let big = usdt.elf().byte_order == crate::elf::ByteOrder::Big;
+        let specs: Vec<Vec<u8>> = plans
+            .iter()
+            .map(|(p, _, cookie)| spec::encode(maps.layout, big, &p.args, *cookie))
+            .collect();
+        let lease = maps::acquire(&maps, &specs).map_err(|e| err(None, None, e))?;
+        let sites: Vec<AttachedSite> = plans
+            .iter()
+            .zip(lease.ids())
+            .map(|((p, s, cookie), id)| AttachedSite {
+                provider: s.provider.to_string(),
+                name: s.name.to_string(),
+                pc: p.pc,
+                offset: p.offset,
+                cookie: *cookie,
+                spec_id: *id,
+            })
+            .collect();
+        let cpath = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| err(None, None, "path contains a NUL byte".into()))?;
+        let offsets: Vec<u64> = plans.iter().map(|p| p.0.offset).collect();
+        let ref_ctrs: Vec<u64> = plans.iter().map(|p| p.0.ref_ctr_offset).collect();
+        let cookies: Vec<u64> = lease.ids().iter().map(|&i| u64::from(i)).collect();
+
+        let multi = || {
+            let pid = self.pid_filter().unwrap_or(0);
+            bpf::link_uprobe_multi(self.prog, &cpath, &offsets, &ref_ctrs, &cookies, pid)
+                .map(|l| (vec![l], Vec::new()))
+                .map_err(|e| format!("uprobe_multi link: {e}"))
+        };
+        let per_site = || -> std::result::Result<(Vec<OwnedFd>, Vec<OwnedFd>), String> {
+            let pmu = perf::uprobe_pmu_type().map_err(|e| format!("uprobe PMU: {e}"))?;
+            let pid = self.pid_filter().map_or(-1, |p| p as i32);
+            let (mut links, mut events) = (Vec::new(), Vec::new());
+            for (i, s) in sites.iter().enumerate() {
+                let ev =
+                    perf::open_uprobe(pmu, &cpath, offsets[i], ref_ctrs[i], pid).map_err(|e| {
+                        format!(
+                            "perf_event_open for {}:{} at {:#x}: {e}",
+                            s.provider, s.name, s.pc
+                        )
+                    })?;
+                let l = bpf::link_perf_event(self.prog, ev.as_fd(), cookies[i]).map_err(|e| {
+                    format!(
+                        "BPF perf link for {}:{} at {:#x}: {e}",
+                        s.provider, s.name, s.pc
+                    )
+                })?;
+                events.push(ev);
+                links.push(l);
+            }
+            Ok((links, events))
+        };
+        let (mode, (links, perf_events)) = match self.mode {
+            AttachMode::Multi => (AttachMode::Multi, multi().map_err(|e| err(None, None, e))?),
+            AttachMode::PerfEvent => (
+                AttachMode::PerfEvent,
+                per_site().map_err(|e| err(None, None, e))?,
+            ),
+            AttachMode::Auto => match multi() {
+                Ok(l) => (AttachMode::Multi, l),
+                Err(m) => match per_site() {
+                    Ok(l) => (AttachMode::PerfEvent, l),
+                    Err(p) => return Err(err(None, None, format!("{m}; and per site: {p}"))),
+                },
+            },
+        };
+        Ok(UsdtLink {
+            binary: path.to_path_buf(),
+            mode,
+            links,
+            _perf_events: perf_events,
+            _lease: lease,
+            sites,
+            warnings,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn globs() {
+        assert!(glob("python", "python"));
+        assert!(glob("*", "anything"));
+        assert!(glob("function__*", "function__entry"));
+        assert!(glob("*__entry", "function__entry"));
+        assert!(glob("a*b*c", "aXXbYYc"));
+        assert!(!glob("a*b", "ac"));
+        assert!(!glob("python", "python3"));
+    }
+}

@@ -1,0 +1,242 @@
+//! From a decoded site to what the kernel and the BPF side need: the file offset to attach
+//! at, the semaphore's `ref_ctr_offset`, and each argument's [`ArgEncoding`].
+//!
+//! Beyond what libbpf encodes: `sym+N(%rip)` and other symbol operands become a dereference
+//! off the instruction pointer (`val_off = symbol - attach address`, so it holds in PIEs and
+//! shared libraries), `%ah`-style high bytes a register read at `reg_off + 1`, summed
+//! displacements are already folded, and `f`-marked values in general registers or memory
+//! are read as raw bits. What no spec can express (`%xmm`, sizes above 8, an 8-byte value in
+//! a 4-byte register, SIB without a base at scale 4 or 8, SIB on libbpf <= 1.6) becomes an
+//! unreadable argument with its reason: the probe still attaches.
+
+use super::spec::{ArgEncoding, ArgType, Layout};
+use crate::arch::Arch;
+use crate::arg::{decoder, ArgSpec, Location, Reg, RegClass};
+use crate::probe::Site;
+
+/// The bytes of an x86 `nop; nop5` site (libbpf's `usdt.h` with the optimized-uprobe
+/// layout): the kernel can attach at +1 without a trap.
+pub const NOP_NOP5: [u8; 6] = [0x90, 0x0f, 0x1f, 0x44, 0x00, 0x00];
+
+/// One site ready to attach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SitePlan {
+    /// Link-time address of the site.
+    pub pc: u64,
+    /// File offset the uprobe goes at (the site, or +1 for an optimized `nop; nop5`).
+    pub offset: u64,
+    /// The semaphore's file offset (0: none).
+    pub ref_ctr_offset: u64,
+    /// Argument encodings, in order.
+    pub args: Vec<ArgEncoding>,
+    /// Why each unreadable argument is unreadable (index, reason).
+    pub unreadable: Vec<(usize, String)>,
+}
+
+/// The host's register offsets for a target architecture's registers: the same table when
+/// host and target agree; an i386 target on an x86-64 host reads the 64-bit `pt_regs`.
+fn host_offset(target: Arch, reg: Reg) -> Option<i16> {
+    let host = if cfg!(target_arch = "x86_64") {
+        Arch::X86_64
+    } else if cfg!(target_arch = "aarch64") {
+        Arch::Aarch64
+    } else {
+        return None;
+    };
+    let off = if target == host {
+        reg.def().pt_regs_offset
+    } else if host == Arch::X86_64 && target == Arch::I386 {
+        let wide = match reg.name() {
+            "eip" => "rip".to_string(),
+            n => format!("r{}", &n[1..]),
+        };
+        decoder(Arch::X86_64)?.register(&wide)?.def().pt_regs_offset
+    } else {
+        None
+    };
+    off.map(|o| o as i16)
+}
+
+fn word_size(arch: Arch) -> u32 {
+    match arch {
+        Arch::I386 | Arch::Arm | Arch::Riscv32 | Arch::Powerpc => 4,
+        _ => 8,
+    }
+}
+
+/// Encode one decoded argument for a site attached at `attach_addr`.
+pub fn encode_arg(
+    arch: Arch,
+    layout: Layout,
+    spec: &ArgSpec,
+    attach_addr: u64,
+) -> Result<ArgEncoding, String> {
+    if spec.size > 8 {
+        return Err(format!(
+            "{}-byte argument: a probe reads at most 8 bytes",
+            spec.size
+        ));
+    }
+    let mut e = ArgEncoding {
+        arg_type: ArgType::Const,
+        val_off: 0,
+        reg_off: 0,
+        idx_reg_off: 0,
+        scale_bitshift: 0,
+        signed: spec.signed && !spec.float,
+        bitshift: (64 - 8 * spec.size) as u8,
+    };
+    let off = |r: Reg| {
+        host_offset(arch, r)
+            .ok_or_else(|| format!("register {r} of {arch} cannot be read on this host"))
+    };
+    let ip = |arch: Arch| {
+        decoder(arch)
+            .and_then(|d| d.registers().iter().find(|r| r.class == RegClass::Ip))
+            .map(Reg::from_def)
+            .ok_or_else(|| format!("{arch} has no instruction pointer register"))
+    };
+    let sib = |e: &mut ArgEncoding, base: i16, index: Reg, scale: u8, val_off: i64| {
+        if !layout.has_sib() {
+            return Err("SIB addressing needs a BPF object built with libbpf >= 1.7".to_string());
+        }
+        e.arg_type = ArgType::Sib;
+        e.reg_off = base;
+        e.idx_reg_off = off(index)? as u16;
+        e.scale_bitshift = scale.trailing_zeros() as u8;
+        e.val_off = val_off as u64;
+        Ok(())
+    };
+    match &spec.location {
+        Location::Const(v) => e.val_off = *v as u64,
+        Location::Reg { reg, shift } => {
+            if spec.size > word_size(arch) {
+                return Err(format!(
+                    "{}-byte argument in a {}-byte register: the rest of the value is not in the note",
+                    spec.size,
+                    word_size(arch)
+                ));
+            }
+            e.arg_type = ArgType::Reg;
+            e.reg_off = off(*reg)? + i16::from(*shift / 8);
+        }
+        Location::Deref { base, offset } => {
+            e.arg_type = ArgType::RegDeref;
+            e.reg_off = off(*base)?;
+            e.val_off = *offset as u64;
+            if base.def().class == RegClass::Ip {
+                // The uprobe sees the attach address in the IP register.
+                e.val_off = offset.wrapping_sub(attach_addr as i64) as u64;
+            }
+        }
+        Location::Sib {
+            base,
+            index,
+            scale,
+            offset,
+        } => match base {
+            Some(b) => sib(&mut e, off(*b)?, *index, *scale, *offset)?,
+            None if *scale == 1 => {
+                e.arg_type = ArgType::RegDeref;
+                e.reg_off = off(*index)?;
+                e.val_off = *offset as u64;
+            }
+            // index * 2 = index + (index << 0)
+            None if *scale == 2 => sib(&mut e, off(*index)?, *index, 1, *offset)?,
+            None => return Err(format!(
+                "SIB without a base register at scale {scale} cannot be expressed in libbpf's spec"
+            )),
+        },
+        Location::Symbol {
+            symbol,
+            offset,
+            base,
+            index,
+            scale,
+            address,
+        } => {
+            let addr = address.ok_or_else(|| format!("symbol `{symbol}` is not resolved"))?;
+            match base.filter(|b| b.def().class != RegClass::Ip) {
+                // `sym(%rbx)`: the register plus the symbol's link-time value, as written.
+                Some(b) => {
+                    let v = addr as i64;
+                    match index {
+                        Some(i) => sib(&mut e, off(b)?, *i, *scale, v)?,
+                        None => {
+                            e.arg_type = ArgType::RegDeref;
+                            e.reg_off = off(b)?;
+                            e.val_off = v as u64;
+                        }
+                    }
+                }
+                // The symbol's own address, wherever the file is loaded: relative to the IP.
+                None => {
+                    let ipr = off(ip(arch)?)?;
+                    let rel = addr.wrapping_sub(attach_addr) as i64;
+                    match index {
+                        Some(i) => sib(&mut e, ipr, *i, *scale, rel)?,
+                        None => {
+                            e.arg_type = ArgType::RegDeref;
+                            e.reg_off = ipr;
+                            e.val_off = rel as u64;
+                        }
+                    }
+                }
+            }
+            let _ = offset; // folded into `address`
+        }
+        Location::FpReg { reg } => {
+            return Err(format!(
+                "vector register {reg}: not saved in the uprobe's pt_regs"
+            ))
+        }
+    }
+    Ok(e)
+}
+
+/// Plan one site: attach offset (optimized `nop; nop5` when `optimize_nop5` and the bytes
+/// match), semaphore, and every argument (undecodable ones become unreadable).
+pub fn plan_site(
+    arch: Arch,
+    layout: Layout,
+    site: &Site<'_>,
+    file: &[u8],
+    optimize_nop5: bool,
+) -> SitePlan {
+    let at = site.file_offset as usize;
+    let nop5 = optimize_nop5
+        && matches!(arch, Arch::X86_64 | Arch::I386)
+        && file.get(at..at + NOP_NOP5.len()) == Some(&NOP_NOP5[..]);
+    let delta = u64::from(nop5);
+    let attach_addr = site.pc + delta;
+    let mut args = Vec::new();
+    let mut unreadable = Vec::new();
+    for (i, a) in site.args.iter().enumerate() {
+        let r = match &a.decoded {
+            Ok(spec) => encode_arg(arch, layout, spec, attach_addr),
+            Err(e) => Err(e.kind.to_string()),
+        };
+        match r {
+            Ok(e) => args.push(e),
+            Err(why) => {
+                unreadable.push((i, why));
+                args.push(ArgEncoding {
+                    arg_type: ArgType::Unreadable,
+                    val_off: 0,
+                    reg_off: 0,
+                    idx_reg_off: 0,
+                    scale_bitshift: 0,
+                    signed: false,
+                    bitshift: 0,
+                });
+            }
+        }
+    }
+    SitePlan {
+        pc: site.pc,
+        offset: site.file_offset + delta,
+        ref_ctr_offset: site.semaphore_file_offset.unwrap_or(0),
+        args,
+        unreadable,
+    }
+}

@@ -1,0 +1,85 @@
+//! Running a fixture under a tracer: start it waiting (`--wait`), let the tracer attach,
+//! release it, and collect its output, with a time limit.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::gen::manifest::WAIT_ARG;
+use crate::gen::Fixture;
+
+/// A fixture process blocked on its `--wait` read.
+#[derive(Debug)]
+pub struct Waiting {
+    child: Child,
+}
+
+impl Waiting {
+    /// Start the fixture's binary (relative to `dir`) with `--wait`.
+    pub fn start(dir: &Path, fx: &Fixture) -> Result<Self> {
+        let bin = dir.join(&fx.binary);
+        let child = Command::new(&bin)
+            .arg(WAIT_ARG)
+            .args(&fx.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|source| Error::Io { path: bin, source })?;
+        Ok(Waiting { child })
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Let it run; wait at most `limit` for it to exit (then kill it). Calls `tick` about
+    /// every 20 ms while waiting. Returns the exit status and stdout.
+    pub fn release(
+        mut self,
+        limit: Duration,
+        mut tick: impl FnMut(),
+    ) -> Result<(ExitStatus, String)> {
+        let fail = |e: std::io::Error| Error::Invalid(format!("fixture process: {e}"));
+        let mut stdin = self.child.stdin.take().expect("piped");
+        stdin.write_all(b"x").map_err(fail)?;
+        drop(stdin);
+        let mut stdout = self.child.stdout.take().expect("piped");
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stdout.read_to_string(&mut s);
+            s
+        });
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(st) = self.child.try_wait().map_err(fail)? {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(Error::Invalid(format!(
+                    "fixture still running after {} s: killed",
+                    limit.as_secs()
+                )));
+            }
+            tick();
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let out = reader.join().unwrap_or_default();
+        Ok((status, out))
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        // A fixture left waiting (the tracer failed to attach) must not outlive the check.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

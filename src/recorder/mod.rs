@@ -1,0 +1,351 @@
+//! The recorder: usdtkit's BPF program (`src/bpf/recorder.bpf.c`) attached to probes, and
+//! the hits it reports, each argument interpreted per its site's note (size, sign, `f`).
+
+pub mod skel;
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::mem::MaybeUninit;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
+
+use self::skel::{RecorderSkel, RecorderSkelBuilder};
+use crate::arg::ArgSpec;
+use crate::attach::{AttachMode, ProbeSelector, UsdtAttacher, UsdtLink};
+use crate::error::{Error, Result};
+use crate::probe::MappedFile;
+
+/// Arguments the BPF side reads, at most (`BPF_USDT_MAX_ARG_CNT`).
+const MAX_ARGS: usize = 12;
+/// String arguments read per hit, at most.
+pub const MAX_STRINGS: usize = 4;
+const STR_LEN: usize = 128;
+/// Size of `struct event` in recorder.bpf.c.
+const EVENT_SIZE: usize =
+    8 + 8 + 4 + 4 + 4 + 4 + 8 * MAX_ARGS + 4 * MAX_ARGS + MAX_STRINGS * STR_LEN;
+
+/// How the recorder attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecorderOptions {
+    /// [`AttachMode::Multi`] (default: one link per file) or [`AttachMode::PerfEvent`].
+    pub mode: AttachMode,
+    /// Use the sleepable program (uprobe_multi only): strings are read with page faults
+    /// allowed, so a string not yet faulted in is still read.
+    pub sleepable: bool,
+}
+
+/// One argument of a hit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArgValue {
+    /// An integer, interpreted per the note's size and sign.
+    Int(i128),
+    /// A value marked `f` in the note.
+    Float(f64),
+    /// The argument could not be read; why.
+    Error(String),
+}
+
+/// One recorded hit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// The file holding the probe.
+    pub object: PathBuf,
+    /// Provider.
+    pub provider: String,
+    /// Probe name.
+    pub name: String,
+    /// Link-time address of the site.
+    pub pc: u64,
+    /// Process id.
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Run-time instruction pointer the probe saw.
+    pub ip: u64,
+    /// The site's user cookie.
+    pub cookie: u64,
+    /// Arguments, in order.
+    pub args: Vec<ArgValue>,
+    /// Strings read behind the arguments asked for (argument index, string).
+    pub strings: Vec<(usize, String)>,
+}
+
+#[derive(Debug, Clone)]
+struct SiteInfo {
+    object: PathBuf,
+    provider: String,
+    name: String,
+    pc: u64,
+    args: Vec<Option<ArgSpec>>,
+    unreadable: Vec<(usize, String)>,
+}
+
+/// The loaded recorder and what it is attached to.
+pub struct Recorder<'obj> {
+    skel: RecorderSkel<'obj>,
+    opts: RecorderOptions,
+    sites: Vec<SiteInfo>,
+    links: Vec<UsdtLink>,
+    queue: Rc<RefCell<VecDeque<Vec<u8>>>>,
+    ring: Option<RingBuffer<'obj>>,
+}
+
+impl std::fmt::Debug for Recorder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("opts", &self.opts)
+            .field("sites", &self.sites.len())
+            .field("links", &self.links)
+            .finish()
+    }
+}
+
+fn bpf_err(what: &str) -> impl Fn(libbpf_rs::Error) -> Error + '_ {
+    move |e| Error::Invalid(format!("recorder: {what}: {e}"))
+}
+
+impl<'obj> Recorder<'obj> {
+    /// Open and load the recorder program into `storage`.
+    pub fn load(storage: &'obj mut MaybeUninit<OpenObject>, opts: RecorderOptions) -> Result<Self> {
+        let mut open = RecorderSkelBuilder::default()
+            .open(storage)
+            .map_err(bpf_err("open"))?;
+        // Only the entry point this recorder attaches is loaded (the attach type is fixed at
+        // load); the sleepable one needs a kernel with sleepable uprobe_multi programs.
+        let (perf, sleepable) = match (opts.mode, opts.sleepable) {
+            (AttachMode::PerfEvent, _) => (true, false),
+            (_, s) => (false, s),
+        };
+        open.progs.usdtkit_record.set_autoload(false);
+        open.progs.usdtkit_record_perf.set_autoload(perf);
+        open.progs
+            .usdtkit_record_multi
+            .set_autoload(!perf && !sleepable);
+        open.progs
+            .usdtkit_record_multi_s
+            .set_autoload(!perf && sleepable);
+        let skel = open.load().map_err(bpf_err("load"))?;
+        let queue: Rc<RefCell<VecDeque<Vec<u8>>>> = Rc::default();
+        Ok(Recorder {
+            skel,
+            opts,
+            sites: Vec::new(),
+            links: Vec::new(),
+            queue,
+            ring: None,
+        })
+    }
+
+    fn program(&self) -> &libbpf_rs::ProgramMut<'obj> {
+        match (self.opts.mode, self.opts.sleepable) {
+            (AttachMode::PerfEvent, _) => &self.skel.progs.usdtkit_record_perf,
+            (_, true) => &self.skel.progs.usdtkit_record_multi_s,
+            _ => &self.skel.progs.usdtkit_record_multi,
+        }
+    }
+
+    /// Attach to the probes of `binary` matched by `selectors` (`provider`, `name` patterns),
+    /// for `pid` (-1 every process), reading `strings` (argument indexes) as C strings.
+    pub fn attach(
+        &mut self,
+        binary: &str,
+        selectors: &[(&str, &str)],
+        pid: i32,
+        strings: &[usize],
+    ) -> Result<&UsdtLink> {
+        let first = self.sites.len() as u64;
+        let sels: Vec<ProbeSelector> = selectors
+            .iter()
+            .map(|(p, n)| ProbeSelector::new(p, n, 0))
+            .collect();
+        let mode = match self.opts.mode {
+            AttachMode::Auto => AttachMode::Multi,
+            m => m,
+        };
+        let path = crate::attach::resolve::resolve(binary, (pid > 0).then_some(pid as u32))
+            .map_err(|cause| Error::Attach {
+                file: binary.into(),
+                probe: None,
+                site: None,
+                cause,
+            })?;
+        let mapped = MappedFile::open(&path)?;
+        let usdt = mapped.usdt()?;
+        let link = UsdtAttacher::new(self.program().as_fd())
+            .pid(pid)
+            .mode(mode)
+            .site_cookies(first)
+            .attach_file(&path, &mapped, &usdt, &sels)?;
+        let mask: u32 = strings
+            .iter()
+            .filter(|&&i| i < MAX_ARGS)
+            .fold(0, |m, &i| m | (1 << i));
+        for s in link.sites() {
+            let site = usdt
+                .sites()
+                .iter()
+                .find(|x| x.pc == s.pc && x.provider == s.provider && x.name == s.name)
+                .expect("attached sites come from this file");
+            let unreadable = link
+                .warnings()
+                .iter()
+                .filter(|w| w.contains(&format!("site {:#x}:", s.pc)))
+                .filter_map(|w| {
+                    let i = w
+                        .split("argument #")
+                        .nth(1)?
+                        .split(' ')
+                        .next()?
+                        .parse()
+                        .ok()?;
+                    Some((i, w.rsplit(": ").next()?.to_string()))
+                })
+                .collect();
+            self.sites.push(SiteInfo {
+                object: path.clone(),
+                provider: s.provider.clone(),
+                name: s.name.clone(),
+                pc: s.pc,
+                args: site.args.iter().map(|a| a.decoded.clone().ok()).collect(),
+                unreadable,
+            });
+            if mask != 0 {
+                self.skel
+                    .maps
+                    .str_args
+                    .update(&s.cookie.to_ne_bytes(), &mask.to_ne_bytes(), MapFlags::ANY)
+                    .map_err(bpf_err("str_args"))?;
+            }
+        }
+        self.links.push(link);
+        Ok(self.links.last().expect("just pushed"))
+    }
+
+    /// Every link held.
+    pub fn links(&self) -> &[UsdtLink] {
+        &self.links
+    }
+
+    /// Detach everything (the program stays loaded).
+    pub fn detach_all(&mut self) {
+        self.links.clear();
+    }
+
+    fn ring(&mut self) -> Result<&RingBuffer<'obj>> {
+        if self.ring.is_none() {
+            let q = Rc::clone(&self.queue);
+            let mut b = RingBufferBuilder::new();
+            b.add(&self.skel.maps.events, move |data: &[u8]| {
+                q.borrow_mut().push_back(data.to_vec());
+                0
+            })
+            .map_err(bpf_err("ring buffer"))?;
+            self.ring = Some(b.build().map_err(bpf_err("ring buffer"))?);
+        }
+        Ok(self.ring.as_ref().expect("just built"))
+    }
+
+    /// Wait up to `timeout` for hits; returns those that arrived (possibly none).
+    pub fn poll(&mut self, timeout: Duration) -> Result<Vec<Hit>> {
+        self.ring()?.poll(timeout).map_err(bpf_err("poll"))?;
+        Ok(self.drain_queue())
+    }
+
+    /// Hits already in the ring buffer, without waiting.
+    pub fn drain(&mut self) -> Result<Vec<Hit>> {
+        self.ring()?.consume().map_err(bpf_err("consume"))?;
+        Ok(self.drain_queue())
+    }
+
+    fn drain_queue(&mut self) -> Vec<Hit> {
+        let raw: Vec<Vec<u8>> = self.queue.borrow_mut().drain(..).collect();
+        raw.iter().filter_map(|r| self.decode(r)).collect()
+    }
+
+    fn decode(&self, b: &[u8]) -> Option<Hit> {
+        if b.len() < EVENT_SIZE {
+            return None;
+        }
+        let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+        let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().expect("4 bytes"));
+        let cookie = u64_at(0);
+        let site = self.sites.get(cookie as usize)?;
+        let arg_cnt = u32_at(24) as i32;
+        let str_mask = u32_at(28);
+        let mut args = Vec::new();
+        for i in 0..(arg_cnt.max(0) as usize).min(MAX_ARGS) {
+            let raw = u64_at(32 + 8 * i);
+            let err = u32_at(32 + 8 * MAX_ARGS + 4 * i) as i32;
+            args.push(interpret(site, i, raw, err));
+        }
+        if arg_cnt < 0 {
+            args.push(ArgValue::Error(format!(
+                "bpf_usdt_arg_cnt: {}",
+                std::io::Error::from_raw_os_error(-arg_cnt)
+            )));
+        }
+        let mut strings = Vec::new();
+        let mut n = 0;
+        for i in 0..MAX_ARGS {
+            if str_mask & (1 << i) != 0 && n < MAX_STRINGS {
+                let o = 32 + 12 * MAX_ARGS + STR_LEN * n;
+                let s = &b[o..o + STR_LEN];
+                let end = s.iter().position(|&c| c == 0).unwrap_or(STR_LEN);
+                strings.push((i, String::from_utf8_lossy(&s[..end]).into_owned()));
+                n += 1;
+            }
+        }
+        Some(Hit {
+            object: site.object.clone(),
+            provider: site.provider.clone(),
+            name: site.name.clone(),
+            pc: site.pc,
+            pid: u32_at(16),
+            tid: u32_at(20),
+            ip: u64_at(8),
+            cookie,
+            args,
+            strings,
+        })
+    }
+
+    /// The file a probe of this recorder lives in, for reports.
+    pub fn objects(&self) -> Vec<&Path> {
+        let mut v: Vec<&Path> = self.links.iter().map(|l| l.binary()).collect();
+        v.dedup();
+        v
+    }
+}
+
+fn interpret(site: &SiteInfo, i: usize, raw: u64, err: i32) -> ArgValue {
+    if err != 0 {
+        let why = site
+            .unreadable
+            .iter()
+            .find(|u| u.0 == i)
+            .map(|u| u.1.clone())
+            .unwrap_or_else(|| format!("read failed: {}", std::io::Error::from_raw_os_error(-err)));
+        return ArgValue::Error(why);
+    }
+    let Some(Some(spec)) = site.args.get(i) else {
+        return ArgValue::Error("argument not decoded".into());
+    };
+    if spec.float {
+        return match spec.size {
+            4 => ArgValue::Float(f64::from(f32::from_bits(raw as u32))),
+            8 => ArgValue::Float(f64::from_bits(raw)),
+            n => ArgValue::Error(format!("{n}-byte float")),
+        };
+    }
+    // bpf_usdt_arg() already sign- or zero-extended the value to 64 bits.
+    ArgValue::Int(if spec.signed {
+        i128::from(raw as i64)
+    } else {
+        i128::from(raw)
+    })
+}

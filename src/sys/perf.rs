@@ -1,0 +1,68 @@
+//! The uprobe PMU through perf_event_open(2), and the uprobe syscall probe.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+/// `PERF_FLAG_FD_CLOEXEC` from `linux/perf_event.h`.
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
+
+/// The uprobe PMU's perf event type (`/sys/bus/event_source/devices/uprobe/type`).
+pub(crate) fn uprobe_pmu_type() -> io::Result<u32> {
+    let path = "/sys/bus/event_source/devices/uprobe/type";
+    let text = std::fs::read_to_string(path)?;
+    text.trim()
+        .parse()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("{path}: {text:?}")))
+}
+
+/// Open a uprobe perf event at `offset` of `path` for `pid` (-1: every process), with the
+/// semaphore's `ref_ctr_offset` (0: none), in bits 32-63 of `config` as the PMU's
+/// `format/ref_ctr_offset` says.
+pub(crate) fn open_uprobe(
+    pmu: u32,
+    path: &CStr,
+    offset: u64,
+    ref_ctr_offset: u64,
+    pid: i32,
+) -> io::Result<OwnedFd> {
+    // SAFETY: perf_event_attr is plain old data; all-zero is a valid value.
+    let mut attr: libbpf_sys::perf_event_attr = unsafe { std::mem::zeroed() };
+    attr.type_ = pmu;
+    attr.size = std::mem::size_of::<libbpf_sys::perf_event_attr>() as u32;
+    attr.config = ref_ctr_offset << 32;
+    attr.__bindgen_anon_3.config1 = path.as_ptr() as u64;
+    attr.__bindgen_anon_4.config2 = offset;
+    // Like libbpf: a per-process event on any CPU, or (every process) an event on CPU 0 whose
+    // BPF program runs wherever the probe hits.
+    let (pid, cpu) = if pid < 0 { (-1, 0) } else { (pid, -1) };
+    // SAFETY: `attr` is initialised and `path` outlives the call (the kernel copies it).
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &attr as *const libbpf_sys::perf_event_attr,
+            pid,
+            cpu,
+            -1,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a non-negative perf_event_open return is a new fd nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Whether the kernel has the x86-64 `uprobe()` syscall (Linux 6.18+), which comes with
+/// optimized uprobes on 5-byte nops: called outside a uprobe trampoline it fails with ENXIO;
+/// without it, ENOSYS.
+pub(crate) fn has_uprobe_syscall() -> bool {
+    if !cfg!(target_arch = "x86_64") {
+        return false;
+    }
+    const NR_UPROBE: libc::c_long = 336;
+    // SAFETY: the syscall takes no arguments; outside a trampoline it only returns an error.
+    let r = unsafe { libc::syscall(NR_UPROBE) };
+    r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO)
+}
