@@ -31,7 +31,7 @@ pub mod note;
 pub mod probe;
 pub mod recorder;
 pub mod synth;
-mod sys;
+pub mod sys;
 
 pub use arch::Arch;
 pub use arg::{decode_args, Arg, ArgSpec, Location, Reg};

@@ -103,6 +103,8 @@ pub struct AttachedSite {
     pub cookie: u64,
     /// The spec id (the BPF cookie).
     pub spec_id: u32,
+    /// Arguments that read as errors: (index, reason).
+    pub unreadable: Vec<(usize, String)>,
 }
 
 /// Attached probes. Dropping the link detaches them; [`UsdtLink::detach`] does the same and
@@ -351,6 +353,7 @@ impl<'p> UsdtAttacher<'p> {
                 offset: p.offset,
                 cookie: *cookie,
                 spec_id: *id,
+                unreadable: p.unreadable.clone(),
             })
             .collect();
         let cpath = CString::new(path.as_os_str().as_bytes())

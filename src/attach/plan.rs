@@ -143,9 +143,11 @@ pub fn encode_arg(
             }
             // index * 2 = index + (index << 0)
             None if *scale == 2 => sib(&mut e, off(*index)?, *index, 1, *offset)?,
-            None => return Err(format!(
+            None => {
+                return Err(format!(
                 "SIB without a base register at scale {scale} cannot be expressed in libbpf's spec"
-            )),
+            ))
+            }
         },
         Location::Symbol {
             symbol,

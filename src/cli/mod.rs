@@ -4,6 +4,7 @@
 mod check;
 mod gen;
 mod list;
+mod trace;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -69,6 +70,24 @@ enum Command {
         #[arg(long, short)]
         verbose: bool,
     },
+    /// Trace probes: attach the recorder and print every hit. TARGET is
+    /// PATH[:PROVIDER[:NAME]] with `*` wildcards; PATH may be a library name (libc.so).
+    Trace {
+        /// What to trace.
+        target: String,
+        /// Only this process (default: every process, or the command's).
+        #[arg(long)]
+        pid: Option<i32>,
+        /// Argument indexes to read as C strings, comma-separated.
+        #[arg(long = "str", value_delimiter = ',')]
+        strings: Vec<usize>,
+        /// One JSON object per hit.
+        #[arg(long)]
+        json: bool,
+        /// A command to run and trace (attached before it runs; exits with its status).
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// Decode argument strings without a file; prints one JSON object per argument.
     Decode {
         /// Architecture whose grammar to use (x86_64, i386, ...).
@@ -84,6 +103,21 @@ enum Command {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let ok = match cli.command {
+        Command::Trace {
+            target,
+            pid,
+            strings,
+            json,
+            command,
+        } => {
+            return trace::run(trace::TraceArgs {
+                target,
+                pid,
+                strings,
+                json,
+                command,
+            })
+        }
         Command::List { json, paths } => list::run(&paths, json),
         Command::Decode { arch, args } => decode(arch, &args),
         Command::Check {

@@ -191,28 +191,13 @@ impl<'obj> Recorder<'obj> {
                 .iter()
                 .find(|x| x.pc == s.pc && x.provider == s.provider && x.name == s.name)
                 .expect("attached sites come from this file");
-            let unreadable = link
-                .warnings()
-                .iter()
-                .filter(|w| w.contains(&format!("site {:#x}:", s.pc)))
-                .filter_map(|w| {
-                    let i = w
-                        .split("argument #")
-                        .nth(1)?
-                        .split(' ')
-                        .next()?
-                        .parse()
-                        .ok()?;
-                    Some((i, w.rsplit(": ").next()?.to_string()))
-                })
-                .collect();
             self.sites.push(SiteInfo {
                 object: path.clone(),
                 provider: s.provider.clone(),
                 name: s.name.clone(),
                 pc: s.pc,
                 args: site.args.iter().map(|a| a.decoded.clone().ok()).collect(),
-                unreadable,
+                unreadable: s.unreadable.clone(),
             });
             if mask != 0 {
                 self.skel

@@ -4,6 +4,7 @@
 
 pub(crate) mod bpf;
 pub(crate) mod perf;
+pub mod process;
 
 use std::fs::File;
 use std::io;
