@@ -97,6 +97,10 @@ impl SpecLease {
 
 impl Drop for SpecLease {
     fn drop(&mut self) {
+        // A lease emptied by a failed acquire is dropped while that acquire holds the lock.
+        if self.ids.is_empty() {
+            return;
+        }
         let mut g = ALLOCATORS.lock().unwrap_or_else(|p| p.into_inner());
         let Some(a) = g.get_or_insert_with(HashMap::new).get_mut(&self.map_id) else {
             return;

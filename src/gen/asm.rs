@@ -20,6 +20,7 @@ struct Site {
     args: String,
     expected: Vec<Expected>,
     sem: Option<&'static str>,
+    nop5: bool,
 }
 
 fn int(v: i128, size: u32, signed: bool, ctype: CType) -> Expected {
@@ -56,6 +57,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 .map(|(i, x)| int(u(x >> 8), 1, i % 2 == 1, CType::U8))
                 .collect(),
             sem: None,
+            nop5: false,
         },
     ));
 
@@ -72,6 +74,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 int(u(x), 4, false, CType::U32),
             ],
             sem: None,
+            nop5: false,
         },
     ));
 
@@ -95,6 +98,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 int(u(t[2]), 2, false, CType::U16),
             ],
             sem: None,
+            nop5: false,
         },
     ));
 
@@ -113,6 +117,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 int(u(t[3]), 8, false, CType::U64),
             ],
             sem: None,
+            nop5: false,
         },
     ));
 
@@ -133,6 +138,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 int(k.into(), 8, false, CType::U64),
             ],
             sem: None,
+            nop5: false,
         },
     ));
 
@@ -162,6 +168,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 Value::Float(CType::Double, d2).expected(),
             ],
             sem: None,
+            nop5: false,
         },
     ));
 
@@ -181,6 +188,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 int(i.into(), 4, true, CType::I32),
             ],
             sem: None,
+            nop5: false,
         },
     ));
 
@@ -205,6 +213,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 bytes(6, "48 bytes"),
             ],
             sem: None,
+            nop5: false,
         },
     ));
 
@@ -228,6 +237,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 int(h5.into(), 4, false, CType::U32),
             ],
             sem: None,
+            nop5: false,
         },
     ));
 
@@ -244,6 +254,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
             args: "8@%rdi".into(),
             expected: vec![int(u(s1), 8, false, CType::U64)],
             sem: Some("usdtkit_shared_sem"),
+            nop5: false,
         },
     ));
     v.push((
@@ -259,6 +270,24 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 int(s3.into(), 4, true, CType::I32),
             ],
             sem: Some("usdtkit_shared_sem"),
+            nop5: false,
+        },
+    ));
+    // A `nop; nop5` site: attached at +1 on kernels with optimized uprobes, where operands
+    // relative to the instruction pointer must still resolve.
+    let n5 = rng.next_u64() as u32;
+    v.push((
+        "nop5_site",
+        Site {
+            setup: vec![format!("mov ${n5:#x}, %edx"), "mov $3, %ecx".into()],
+            args: "8@usdtkit_counter(%rip) -4@%edx 8@usdtkit_table(,%rcx,8)".into(),
+            expected: vec![
+                int(u(data.counter[0]), 8, false, CType::U64),
+                int(n5.into(), 4, true, CType::I32),
+                int(u(t[3]), 8, false, CType::U64),
+            ],
+            sem: None,
+            nop5: true,
         },
     ));
     v.push((
@@ -268,6 +297,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
             args: String::new(),
             expected: vec![],
             sem: Some("usdtkit_site_sem_a"),
+            nop5: false,
         },
     ));
     v.push((
@@ -277,6 +307,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
             args: "4@%r8d".into(),
             expected: vec![int(s4.into(), 4, false, CType::U32)],
             sem: Some("usdtkit_site_sem_b"),
+            nop5: false,
         },
     ));
     v
@@ -339,7 +370,12 @@ pub fn program(rng: &mut Rng) -> (String, String, Vec<HitSpec>) {
                 );
             }
             None => {
-                let _ = writeln!(s, "        USDT {PROVIDER}, {name}, \"{}\"", site.args);
+                let _ = writeln!(
+                    s,
+                    "        USDT {PROVIDER}, {name}, \"{}\", 0, {}",
+                    site.args,
+                    u8::from(site.nop5)
+                );
             }
         }
         hits.push(HitSpec {

@@ -37,6 +37,8 @@ pub struct RecorderOptions {
     /// Use the sleepable program (uprobe_multi only): strings are read with page faults
     /// allowed, so a string not yet faulted in is still read.
     pub sleepable: bool,
+    /// Capacity of `__bpf_usdt_specs` (default 65536 specs, one per attached site).
+    pub max_specs: Option<u32>,
 }
 
 /// One argument of a hit.
@@ -121,6 +123,12 @@ impl<'obj> Recorder<'obj> {
             (AttachMode::PerfEvent, _) => (true, false),
             (_, s) => (false, s),
         };
+        if let Some(n) = opts.max_specs {
+            open.maps
+                .__bpf_usdt_specs
+                .set_max_entries(n)
+                .map_err(bpf_err("spec map size"))?;
+        }
         open.progs.usdtkit_record.set_autoload(false);
         open.progs.usdtkit_record_perf.set_autoload(perf);
         open.progs
