@@ -16,10 +16,13 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # - systemtap-sdt-dev (sys/sdt.h), clang, g++, gcc-multilib, g++-multilib: the fixture
 #   generator's compilers (gcc and clang, C and C++, -m32).
 # - gdb: an independent reader of probe arguments, used to check expected values.
+# - libelf-dev, zlib1g-dev, pkg-config: libbpf (vendored by libbpf-sys) links them; clang
+#   also builds the recorder BPF program.
 APT_PACKAGES=(
   binutils gcc g++ libc6-dev
   python3.11-minimal postgresql-15 openjdk-17-jre-headless libstdc++6
   systemtap-sdt-dev clang gcc-multilib g++-multilib gdb
+  libelf-dev zlib1g-dev pkg-config
 )
 
 missing=()

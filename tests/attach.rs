@@ -464,3 +464,73 @@ fn trace_python_function_entry_strings() {
     }
     assert!(hits.iter().all(|h| h["name"] == "function__entry"));
 }
+
+#[test]
+fn trace_a_running_postgres_server() {
+    let Some(_g) = privileged() else { return };
+    let bin = "/usr/lib/postgresql/15/bin";
+    if !common::require_file(&format!("{bin}/postgres"), "Debian postgresql-15") {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("usdtkit-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display().to_string();
+    let as_postgres = |cmd: String| {
+        Command::new("su")
+            .args(["postgres", "-c", &cmd])
+            .output()
+            .unwrap()
+    };
+    assert!(Command::new("chown")
+        .args(["postgres", &d])
+        .status()
+        .unwrap()
+        .success());
+    let init = as_postgres(format!("{bin}/initdb -D {d}/data"));
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let start = as_postgres(format!(
+        "{bin}/pg_ctl -D {d}/data -w -o '-k {d} -c listen_addresses=' -l {d}/log start"
+    ));
+    assert!(
+        start.status.success(),
+        "{}",
+        String::from_utf8_lossy(&start.stderr)
+    );
+    let mut tracer = Command::new(env!("CARGO_BIN_EXE_usdtkit"))
+        .args([
+            "trace",
+            "--json",
+            &format!("{bin}/postgres:postgresql:query__start"),
+            "--str",
+            "0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(tracer.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("attached"), "{line}");
+    let q = as_postgres(format!("psql -h {d} -c 'select 42 as usdtkit_probe'"));
+    assert!(q.status.success(), "{}", String::from_utf8_lossy(&q.stderr));
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = Command::new("kill")
+        .args(["-INT", &tracer.id().to_string()])
+        .status();
+    let out = tracer.wait_with_output().unwrap();
+    as_postgres(format!("{bin}/pg_ctl -D {d}/data -m fast stop"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains(r#""0":"select 42 as usdtkit_probe""#)),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

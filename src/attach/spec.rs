@@ -264,3 +264,24 @@ mod tests {
         assert_eq!(Layout::from_value_size(100), None);
     }
 }
+
+/// The libbpf 1.7 layout checked against the one clang gave the recorder's own BPF object:
+/// the skeleton's types come from that object's BTF.
+#[cfg(test)]
+mod btf_layout {
+    use std::mem::{offset_of, size_of};
+
+    use crate::recorder::skel::types::{__bpf_usdt_arg_spec, __bpf_usdt_spec};
+
+    #[test]
+    fn v2_matches_the_compiled_struct() {
+        assert_eq!(size_of::<__bpf_usdt_spec>(), super::Layout::V2.spec_size());
+        assert_eq!(size_of::<__bpf_usdt_arg_spec>(), 24);
+        assert_eq!(offset_of!(__bpf_usdt_arg_spec, val_off), 0);
+        assert_eq!(offset_of!(__bpf_usdt_arg_spec, reg_off), 14);
+        assert_eq!(offset_of!(__bpf_usdt_arg_spec, arg_signed), 16);
+        assert_eq!(offset_of!(__bpf_usdt_arg_spec, arg_bitshift), 17);
+        assert_eq!(offset_of!(__bpf_usdt_spec, usdt_cookie), 288);
+        assert_eq!(offset_of!(__bpf_usdt_spec, arg_cnt), 296);
+    }
+}
