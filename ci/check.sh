@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# The main job: set up, build, and run usdtkit over its corpus.
-#
-# Until the fixture generator and the conformance harness land (issues 3-5), the corpus is
-# the probe-rich binaries ci/setup.sh installs: every note is listed and every argument
-# decoded, and the run fails if any note or argument cannot be read.
-# Usage: ci/check.sh [PATH...]
+# The main job: set up, build, generate the default fixture corpus and run the conformance
+# check on it, then list and decode every probe of the probe-rich binaries setup installs.
+# Needs root (BPF, uprobes). Fails if usdtkit reads a wrong value, misses a hit, or cannot
+# read a note or argument of the real binaries.
+# Usage: ci/check.sh [usdtkit check options...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,23 +11,23 @@ bash ci/setup.sh
 cargo build --release --locked
 bin=target/release/usdtkit
 
-if [ "$#" -gt 0 ]; then
-  corpus=("$@")
-else
-  corpus=(
-    /usr/bin/python3.11
-    /usr/lib/postgresql/15/bin/postgres
-    /usr/lib/jvm/java-17-openjdk-amd64/lib/server/libjvm.so
-    /usr/lib/x86_64-linux-gnu/libstdc++.so.6
-  )
-fi
-
 status=0
+echo "== usdtkit check (default corpus)"
+"$bin" check --profile default "$@" || status=1
+
+echo "== real binaries"
+corpus=(
+  /usr/bin/python3.11
+  /usr/lib/postgresql/15/bin/postgres
+  /usr/lib/jvm/java-17-openjdk-amd64/lib/server/libjvm.so
+  /usr/lib/x86_64-linux-gnu/libstdc++.so.6
+)
+out=$(mktemp)
 for f in "${corpus[@]}"; do
-  if ! "$bin" list "$f" > /tmp/usdtkit-check.$$ ; then status=1; fi
-  head -1 /tmp/usdtkit-check.$$
+  if ! "$bin" list "$f" > "$out"; then status=1; fi
+  head -1 "$out"
 done
-rm -f /tmp/usdtkit-check.$$
+rm -f "$out"
 "$bin" list --json "${corpus[@]}" | python3 -c '
 import json, sys
 sites = args = bad = 0
@@ -40,6 +39,6 @@ for line in sys.stdin:
             for a in s["args"]:
                 args += 1
                 bad += "error" in a
-print(f"corpus: {sites} sites, {args} arguments, {bad} not decoded")
+print(f"real binaries: {sites} sites, {args} arguments, {bad} not decoded")
 ' || status=1
 exit "$status"

@@ -243,13 +243,32 @@ fn expected_values_agree_with_gdb() {
                 ((f[0] as usize, f[1] as usize), f[2])
             })
             .collect();
+        // gdb 13 ignores a note with bytes after its strings (libbpf's `nop; nop5` marker):
+        // compare the hits of the probes it knows.
+        let seen: std::collections::HashSet<&str> =
+            hits.iter().filter_map(|h| h["probe"].as_str()).collect();
+        let wanted: Vec<(usize, &gen::Hit)> = fx
+            .hits
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| {
+                let key = format!("{}:{}", h.provider, h.name);
+                let known = seen.contains(key.as_str());
+                assert!(
+                    known || h.name == "nop5_site",
+                    "{}: gdb never hit {key}",
+                    fx.name
+                );
+                known
+            })
+            .collect();
         assert_eq!(
             hits.len(),
-            fx.hits.len(),
+            wanted.len(),
             "{}: gdb saw a different number of hits",
             fx.name
         );
-        for (i, (want, got)) in fx.hits.iter().zip(&hits).enumerate() {
+        for (&(i, want), got) in wanted.iter().zip(&hits) {
             assert_eq!(
                 got["probe"],
                 format!("{}:{}", want.provider, want.name),
