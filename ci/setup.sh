@@ -18,11 +18,13 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # - gdb: an independent reader of probe arguments, used to check expected values.
 # - libelf-dev, zlib1g-dev, pkg-config: libbpf (vendored by libbpf-sys) links them; clang
 #   also builds the recorder BPF program.
+# - bpftrace, python3-bpfcc: peers the conformance harness runs (with gdb).
 APT_PACKAGES=(
   binutils gcc g++ libc6-dev
   python3.11-minimal postgresql-15 openjdk-17-jre-headless libstdc++6
   systemtap-sdt-dev clang gcc-multilib g++-multilib gdb
   libelf-dev zlib1g-dev pkg-config
+  bpftrace python3-bpfcc
 )
 
 missing=()

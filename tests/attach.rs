@@ -64,9 +64,9 @@ fn self_check(mode: AttachMode) {
             mode,
             ..RecorderOptions::default()
         };
-        let (hits, stdout) = check::usdtkit::run(dir, fx, opts, Duration::from_secs(30))
+        let run = check::impls::usdtkit::run(dir, fx, opts, Duration::from_secs(30))
             .unwrap_or_else(|e| panic!("{}: {e}", fx.name));
-        for r in check::compare(fx, &hits, &stdout) {
+        for r in check::compare(fx, &run) {
             // Every argument usdtkit accepts reads the expected value; a refusal must be one
             // of the forms no uprobe can read, with its reason.
             match r.outcome {

@@ -89,6 +89,20 @@ pub struct ArgResult {
     pub detail: String,
 }
 
+/// What an implementation produced for one fixture.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Run {
+    /// Hits in the order they were observed.
+    pub hits: Vec<ObservedHit>,
+    /// The fixture's stdout (run-time values).
+    pub stdout: String,
+    /// Probes the implementation refused as a whole (`provider:name`, or `*` for every probe
+    /// of the fixture), with its reason: their hits count as refused, not missed.
+    pub refused: BTreeMap<String, String>,
+    /// Other findings for the report (for libbpf: spec entries that differ from usdtkit's).
+    pub notes: Vec<String>,
+}
+
 /// Run-time values a fixture printed: (hit, arg) to value.
 pub fn runtime_values(stdout: &str) -> BTreeMap<(usize, usize), u64> {
     stdout
@@ -132,8 +146,9 @@ fn judge(e: &Expected, o: &Observed, runtime: Option<u64>) -> (Outcome, String) 
 /// Compare `observed` hits with the fixture's expected hits. Observed hits are matched in
 /// order, each expected hit to the next observed hit of the same probe; unmatched expected
 /// hits are missed.
-pub fn compare(fx: &Fixture, observed: &[ObservedHit], stdout: &str) -> Vec<ArgResult> {
-    let rt = runtime_values(stdout);
+pub fn compare(fx: &Fixture, run: &Run) -> Vec<ArgResult> {
+    let observed = &run.hits[..];
+    let rt = runtime_values(&run.stdout);
     let mut out = Vec::new();
     let mut next = 0;
     for (i, h) in fx.hits.iter().enumerate() {
@@ -143,6 +158,11 @@ pub fn compare(fx: &Fixture, observed: &[ObservedHit], stdout: &str) -> Vec<ArgR
             .position(|o| o.provider == h.provider && o.name == h.name)
             .map(|p| next + p);
         let Some(j) = found else {
+            let refusal = run.refused.get(&probe).or_else(|| run.refused.get("*"));
+            let (outcome, detail) = match refusal {
+                Some(why) => (Outcome::Refused, why.clone()),
+                None => (Outcome::Missed, "hit not observed".to_string()),
+            };
             let n = h.args.len().max(1);
             for a in 0..n {
                 out.push(ArgResult {
@@ -151,8 +171,8 @@ pub fn compare(fx: &Fixture, observed: &[ObservedHit], stdout: &str) -> Vec<ArgR
                     arg: a,
                     expected: h.args.get(a).cloned(),
                     observed: None,
-                    outcome: Outcome::Missed,
-                    detail: "hit not observed".into(),
+                    outcome,
+                    detail: detail.clone(),
                 });
             }
             continue;
@@ -263,7 +283,12 @@ mod tests {
             obs("b", vec![Observed::Int(4096)]),
             obs("d", vec![]),
         ];
-        let r = compare(&fx, &seen, "usdtkit-rt 1 0 4096\n");
+        let run = Run {
+            hits: seen,
+            stdout: "usdtkit-rt 1 0 4096\n".into(),
+            ..Run::default()
+        };
+        let r = compare(&fx, &run);
         let o: Vec<Outcome> = r.iter().map(|r| r.outcome).collect();
         assert_eq!(
             o,
@@ -295,11 +320,21 @@ mod tests {
                 },
             ],
         )]);
-        let seen = vec![obs(
-            "a",
-            vec![Observed::Error("no".into()), Observed::Int(1)],
-        )];
-        let o: Vec<Outcome> = compare(&fx, &seen, "").iter().map(|r| r.outcome).collect();
+        let run = Run {
+            hits: vec![obs(
+                "a",
+                vec![Observed::Error("no".into()), Observed::Int(1)],
+            )],
+            ..Run::default()
+        };
+        let o: Vec<Outcome> = compare(&fx, &run).iter().map(|r| r.outcome).collect();
         assert_eq!(o, [Outcome::Refused, Outcome::Wrong, Outcome::Refused]);
+        // A probe refused as a whole: its hits are refused, not missed.
+        let mut run = Run::default();
+        run.refused.insert("p:a".into(), "parse error".into());
+        let r = compare(&fx, &run);
+        assert!(r
+            .iter()
+            .all(|r| r.outcome == Outcome::Refused && r.detail == "parse error"));
     }
 }

@@ -83,3 +83,62 @@ impl Drop for Waiting {
         }
     }
 }
+
+/// Run a command to completion with a time limit (killed past it), capturing its output.
+pub fn output_within(mut cmd: Command, limit: Duration) -> Result<(ExitStatus, String, String)> {
+    let shown = format!("{cmd:?}");
+    let fail = |e: std::io::Error| Error::Command {
+        command: shown.clone(),
+        detail: e.to_string(),
+    };
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(fail)?;
+    let mut out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(fail)? {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Command {
+                command: shown,
+                detail: format!("still running after {} s: killed", limit.as_secs()),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok((
+        status,
+        t_out.join().unwrap_or_default(),
+        t_err.join().unwrap_or_default(),
+    ))
+}
+
+/// `provider:name` of every probe the fixture expects hits of, sorted.
+pub fn probe_keys(fx: &Fixture) -> Vec<String> {
+    let mut v: Vec<String> = fx
+        .hits
+        .iter()
+        .map(|h| format!("{}:{}", h.provider, h.name))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}

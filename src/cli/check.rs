@@ -1,11 +1,12 @@
-//! `usdtkit check`: implementations on the fixture corpus.
+//! `usdtkit check`: implementations on the fixture corpus, as a matrix report.
 
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use usdtkit::check::{self, Outcome};
+use usdtkit::check::{self, impls, Outcome};
 use usdtkit::gen::{self, GenOptions, Manifest, Profile};
-use usdtkit::recorder::RecorderOptions;
 
 /// Options of `check`.
 #[derive(Debug, Clone)]
@@ -14,17 +15,18 @@ pub(super) struct CheckArgs {
     pub profile: Profile,
     pub seed: u64,
     pub impls: Vec<String>,
+    pub report: Option<PathBuf>,
+    pub json: bool,
     pub verbose: bool,
 }
 
-/// Run the check; true when usdtkit read every argument it accepts right.
-pub(super) fn run(a: CheckArgs) -> bool {
+fn corpus(a: &CheckArgs) -> Result<(PathBuf, Manifest), String> {
     let dir = a
         .corpus
         .clone()
         .unwrap_or_else(|| gen::default_out_dir(&a.profile, a.seed));
-    let manifest = match Manifest::load(&dir) {
-        Ok(m) => m,
+    match Manifest::load(&dir) {
+        Ok(m) => Ok((dir, m)),
         Err(_) if a.corpus.is_none() => {
             eprintln!(
                 "usdtkit check: building the {} corpus in {}",
@@ -35,77 +37,104 @@ pub(super) fn run(a: CheckArgs) -> bool {
                 seed: a.seed,
                 profile: a.profile.clone(),
                 out: dir.clone(),
-                progress: true,
+                progress: std::io::stderr().is_terminal(),
             };
-            match gen::generate(&opts) {
-                Ok(m) => m,
-                Err(e) => {
-                    eprintln!("usdtkit check: {e}");
-                    return false;
-                }
-            }
+            gen::generate(&opts)
+                .map(|m| (dir, m))
+                .map_err(|e| e.to_string())
         }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Run the check; true when usdtkit read every argument it accepts right (no wrong value,
+/// missed hit or adapter error for usdtkit).
+pub(super) fn run(a: CheckArgs) -> bool {
+    let (dir, manifest) = match corpus(&a) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("usdtkit check: {e}");
             return false;
         }
     };
-    let mut ok = true;
-    for imp in &a.impls {
-        if imp != "usdtkit" {
-            eprintln!("usdtkit check: unknown implementation `{imp}`");
-            return false;
-        }
-        let mut total = std::collections::BTreeMap::new();
-        for fx in manifest.fixtures.iter().filter(|f| f.runnable) {
-            let results = match check::usdtkit::run(
-                &dir,
-                fx,
-                RecorderOptions::default(),
-                Duration::from_secs(30),
-            ) {
-                Ok((hits, stdout)) => check::compare(fx, &hits, &stdout),
-                Err(e) => {
-                    eprintln!("{}: error: {e}", fx.name);
-                    ok = false;
-                    continue;
+    let mut chosen: Vec<Box<dyn impls::Implementation>> = Vec::new();
+    for name in &a.impls {
+        if name == "all" {
+            chosen.extend(impls::all());
+        } else {
+            match impls::by_name(name) {
+                Some(i) => chosen.push(i),
+                None => {
+                    let known: Vec<String> = impls::all().iter().map(|i| i.name()).collect();
+                    eprintln!(
+                        "usdtkit check: unknown implementation `{name}` (known: {}, all, ext:COMMAND)",
+                        known.join(", ")
+                    );
+                    return false;
                 }
-            };
-            let t = check::tally(&results);
-            for (k, v) in &t {
-                *total.entry(*k).or_insert(0) += v;
             }
+        }
+    }
+    let report = check::run_all(
+        &dir,
+        &manifest,
+        &chosen,
+        Duration::from_secs(60),
+        std::io::stderr().is_terminal(),
+    );
+    let out = a.report.clone().unwrap_or_else(|| dir.join("report"));
+    if let Err(e) = report.write(&out) {
+        eprintln!("usdtkit check: {e}");
+        return false;
+    }
+    for i in &report.implementations {
+        if let Some(why) = &i.unavailable {
+            eprintln!("usdtkit check: {} not run: {why}", i.name);
+        }
+    }
+    let mut totals: BTreeMap<&str, BTreeMap<Outcome, usize>> = BTreeMap::new();
+    for r in &report.rows {
+        *totals
+            .entry(&r.implementation)
+            .or_default()
+            .entry(r.result.outcome)
+            .or_default() += 1;
+        let show =
+            r.result.outcome == Outcome::Wrong || (a.verbose && r.result.outcome != Outcome::Pass);
+        if show && !a.json {
+            println!(
+                "{} {} hit {} {} arg {}: {} (expected {:?}, observed {:?}) {}",
+                r.implementation,
+                r.fixture,
+                r.result.hit,
+                r.result.probe,
+                r.result.arg,
+                r.result.outcome.name(),
+                r.result.expected,
+                r.result.observed,
+                r.result.detail
+            );
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&report).expect("json"));
+    } else {
+        for (name, t) in &totals {
             let line: Vec<String> = Outcome::ALL
                 .iter()
                 .map(|o| format!("{} {}", o.name(), t.get(o).unwrap_or(&0)))
                 .collect();
-            println!("{imp} {:<24} {}", fx.name, line.join(", "));
-            for r in results.iter().filter(|r| {
-                r.outcome != Outcome::Pass && (a.verbose || r.outcome == Outcome::Wrong)
-            }) {
-                println!(
-                    "  {} hit {} {} arg {}: expected {:?}, observed {:?} {}",
-                    r.outcome.name(),
-                    r.hit,
-                    r.probe,
-                    r.arg,
-                    r.expected,
-                    r.observed,
-                    r.detail
-                );
-            }
-            if t.contains_key(&Outcome::Wrong)
-                || t.contains_key(&Outcome::Missed)
-                || t.contains_key(&Outcome::Error)
-            {
-                ok = false;
-            }
+            println!("{name:<12} {}", line.join(", "));
         }
-        let line: Vec<String> = Outcome::ALL
-            .iter()
-            .map(|o| format!("{} {}", o.name(), total.get(o).unwrap_or(&0)))
-            .collect();
-        println!("{imp} total: {}", line.join(", "));
+        eprintln!(
+            "usdtkit check: report in {}/report.{{md,html,json}}",
+            out.display()
+        );
     }
-    ok
+    let ours = totals.get("usdtkit");
+    !ours.is_some_and(|t| {
+        [Outcome::Wrong, Outcome::Missed, Outcome::Error]
+            .iter()
+            .any(|o| t.contains_key(o))
+    })
 }

@@ -52,7 +52,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run USDT implementations on the fixture corpus and judge every argument.
+    /// Run USDT implementations on the fixture corpus, judge every argument, and write the
+    /// matrix report (report.json, report.md, report.html).
     Check {
         /// A corpus built by `usdtkit gen` (default: build or reuse the profile's).
         #[arg(long)]
@@ -63,9 +64,16 @@ enum Command {
         /// Seed to build with when no corpus is given.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Implementations, comma-separated.
-        #[arg(long = "impl", value_delimiter = ',', default_value = "usdtkit")]
+        /// Implementations, comma-separated: usdtkit, usdtkit-perf, libbpf, bpftrace, bcc,
+        /// gdb, ext:COMMAND, or all.
+        #[arg(long = "impl", value_delimiter = ',', default_value = "all")]
         impls: Vec<String>,
+        /// Where to write the reports (default: CORPUS/report).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Print the whole report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
         /// Show every non-passing argument, not only wrong ones.
         #[arg(long, short)]
         verbose: bool,
@@ -125,12 +133,16 @@ pub fn run() -> ExitCode {
             profile,
             seed,
             impls,
+            report,
+            json,
             verbose,
         } => check::run(check::CheckArgs {
             corpus,
             profile,
             seed,
             impls,
+            report,
+            json,
             verbose,
         }),
         Command::Gen {

@@ -111,7 +111,8 @@ fn bump(m: &mut BTreeMap<String, usize>, k: impl Into<String>) {
     *m.entry(k.into()).or_default() += 1;
 }
 
-fn arg_features(f: &mut BTreeMap<String, usize>, text: &str, spec: &crate::ArgSpec) {
+/// Count the encoding features of one decoded argument into `f`.
+pub(crate) fn arg_features(f: &mut BTreeMap<String, usize>, text: &str, spec: &crate::ArgSpec) {
     let loc = &spec.location;
     bump(f, format!("kind:{}", loc.kind()));
     bump(f, format!("size:{}", spec.size));

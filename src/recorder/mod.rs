@@ -1,6 +1,7 @@
 //! The recorder: usdtkit's BPF program (`src/bpf/recorder.bpf.c`) attached to probes, and
 //! the hits it reports, each argument interpreted per its site's note (size, sign, `f`).
 
+mod libbpf;
 pub mod skel;
 
 use std::cell::RefCell;
@@ -39,6 +40,9 @@ pub struct RecorderOptions {
     pub sleepable: bool,
     /// Capacity of `__bpf_usdt_specs` (default 65536 specs, one per attached site).
     pub max_specs: Option<u32>,
+    /// Load the `SEC("usdt")` program for libbpf's own `bpf_program__attach_usdt` instead
+    /// (see [`Recorder::attach_libbpf`]); libbpf picks its attach type at load.
+    pub libbpf: bool,
 }
 
 /// One argument of a hit.
@@ -78,7 +82,7 @@ pub struct Hit {
 }
 
 #[derive(Debug, Clone)]
-struct SiteInfo {
+pub(crate) struct SiteInfo {
     object: PathBuf,
     provider: String,
     name: String,
@@ -93,6 +97,9 @@ pub struct Recorder<'obj> {
     opts: RecorderOptions,
     sites: Vec<SiteInfo>,
     links: Vec<UsdtLink>,
+    /// libbpf mode: the cookie is a probe index; its sites and the object's load bias.
+    probes: Vec<(Vec<usize>, u64)>,
+    libbpf_links: Vec<libbpf_rs::Link>,
     queue: Rc<RefCell<VecDeque<Vec<u8>>>>,
     ring: Option<RingBuffer<'obj>>,
 }
@@ -129,14 +136,15 @@ impl<'obj> Recorder<'obj> {
                 .set_max_entries(n)
                 .map_err(bpf_err("spec map size"))?;
         }
-        open.progs.usdtkit_record.set_autoload(false);
-        open.progs.usdtkit_record_perf.set_autoload(perf);
+        let lib = opts.libbpf;
+        open.progs.usdtkit_record.set_autoload(lib);
+        open.progs.usdtkit_record_perf.set_autoload(!lib && perf);
         open.progs
             .usdtkit_record_multi
-            .set_autoload(!perf && !sleepable);
+            .set_autoload(!lib && !perf && !sleepable);
         open.progs
             .usdtkit_record_multi_s
-            .set_autoload(!perf && sleepable);
+            .set_autoload(!lib && !perf && sleepable);
         let skel = open.load().map_err(bpf_err("load"))?;
         let queue: Rc<RefCell<VecDeque<Vec<u8>>>> = Rc::default();
         Ok(Recorder {
@@ -144,6 +152,8 @@ impl<'obj> Recorder<'obj> {
             opts,
             sites: Vec::new(),
             links: Vec::new(),
+            probes: Vec::new(),
+            libbpf_links: Vec::new(),
             queue,
             ring: None,
         })
@@ -227,6 +237,7 @@ impl<'obj> Recorder<'obj> {
     /// Detach everything (the program stays loaded).
     pub fn detach_all(&mut self) {
         self.links.clear();
+        self.libbpf_links.clear();
     }
 
     fn ring(&mut self) -> Result<&RingBuffer<'obj>> {
@@ -267,7 +278,12 @@ impl<'obj> Recorder<'obj> {
         let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().expect("8 bytes"));
         let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().expect("4 bytes"));
         let cookie = u64_at(0);
-        let site = self.sites.get(cookie as usize)?;
+        let ip = u64_at(8);
+        let site = if self.opts.libbpf {
+            &self.sites[self.libbpf_site(cookie, ip)?]
+        } else {
+            self.sites.get(cookie as usize)?
+        };
         let arg_cnt = u32_at(24) as i32;
         let str_mask = u32_at(28);
         let mut args = Vec::new();

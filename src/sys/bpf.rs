@@ -142,3 +142,9 @@ pub(crate) fn link_perf_event(
         )
     })
 }
+
+/// The version of the libbpf usdtkit links (vendored by libbpf-sys).
+pub(crate) fn libbpf_version() -> (u32, u32) {
+    // SAFETY: plain getters without arguments.
+    unsafe { (sys::libbpf_major_version(), sys::libbpf_minor_version()) }
+}

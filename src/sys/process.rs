@@ -77,3 +77,17 @@ pub fn catch_interrupts() {
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
+
+/// Send `signal` to the process group `pgid` (a command spawned with
+/// `CommandExt::process_group(0)` leads a group whose id is its pid).
+pub fn signal_group(pgid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) with a negative pid only sends a signal; no memory is involved.
+    unsafe {
+        libc::kill(-(pgid as libc::pid_t), signal);
+    }
+}
+
+/// SIGINT, for [`signal_group`].
+pub const SIGINT: libc::c_int = libc::SIGINT;
+/// SIGKILL, for [`signal_group`].
+pub const SIGKILL: libc::c_int = libc::SIGKILL;

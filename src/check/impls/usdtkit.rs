@@ -4,16 +4,40 @@ use std::mem::MaybeUninit;
 use std::path::Path;
 use std::time::Duration;
 
-use super::compare::{Observed, ObservedHit};
-use super::run::Waiting;
+use super::Implementation;
+use crate::attach::AttachMode;
+use crate::check::compare::{Observed, ObservedHit, Run};
+use crate::check::run::Waiting;
 use crate::error::Result;
 use crate::gen::Fixture;
 use crate::recorder::{ArgValue, Hit, Recorder, RecorderOptions};
 
-/// Observed hits and the fixture's stdout.
-pub type RunOutput = (Vec<ObservedHit>, String);
+/// usdtkit's attach and recorder.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usdtkit {
+    /// Recorder options (attach mode).
+    pub opts: RecorderOptions,
+}
 
-fn observed(h: Hit) -> ObservedHit {
+impl Implementation for Usdtkit {
+    fn name(&self) -> String {
+        match self.opts.mode {
+            AttachMode::PerfEvent => "usdtkit-perf".into(),
+            _ => "usdtkit".into(),
+        }
+    }
+
+    fn detect(&self) -> std::result::Result<String, String> {
+        Ok(env!("CARGO_PKG_VERSION").to_string())
+    }
+
+    fn run(&self, dir: &Path, fx: &Fixture, limit: Duration) -> Result<Run> {
+        run(dir, fx, self.opts, limit)
+    }
+}
+
+/// A recorder hit as the harness compares it.
+pub(crate) fn observed(h: Hit) -> ObservedHit {
     ObservedHit {
         provider: h.provider,
         name: h.name,
@@ -32,7 +56,7 @@ fn observed(h: Hit) -> ObservedHit {
 
 /// Run one fixture under the recorder, attached to every probe of the executable and its
 /// libraries for the fixture's pid only.
-pub fn run(dir: &Path, fx: &Fixture, opts: RecorderOptions, limit: Duration) -> Result<RunOutput> {
+pub fn run(dir: &Path, fx: &Fixture, opts: RecorderOptions, limit: Duration) -> Result<Run> {
     let mut storage = MaybeUninit::uninit();
     let mut rec = Recorder::load(&mut storage, opts)?;
     let proc_ = Waiting::start(dir, fx)?;
@@ -57,5 +81,9 @@ pub fn run(dir: &Path, fx: &Fixture, opts: RecorderOptions, limit: Duration) -> 
             fx.name
         )));
     }
-    Ok((hits.into_iter().map(observed).collect(), stdout))
+    Ok(Run {
+        hits: hits.into_iter().map(observed).collect(),
+        stdout,
+        ..Run::default()
+    })
 }

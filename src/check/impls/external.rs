@@ -1,0 +1,179 @@
+//! Implementations outside usdtkit, through a line protocol (bcc's adapter uses it too).
+//!
+//! usdtkit starts the fixture held (`--wait`), then runs
+//! `COMMAND --pid PID --probes JSON`, where JSON lists the probes to attach as
+//! `[[object_path, provider, name, argument_count], ...]`. The command attaches to those
+//! probes for that pid, prints `READY` on a line of its own, then one JSON object per hit:
+//! `{"probe": "provider:name", "args": [{"int": N} | {"float": X} | {"error": "why"}, ...]}`
+//! with integers already interpreted per the note's size and sign. usdtkit releases the
+//! fixture, waits for it to exit, sends SIGINT, and reads the command's output to its end. A
+//! command that exits before `READY` refuses every probe of the fixture, with the last line
+//! it wrote to stderr as the reason. `COMMAND --version` prints its version.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::bpftrace::{as_value, probe_info};
+use super::gdb::observed;
+use super::{version_of, Implementation};
+use crate::check::compare::{Observed, ObservedHit, Run};
+use crate::check::run::Waiting;
+use crate::error::{Error, Result};
+use crate::gen::Fixture;
+use crate::sys::process::{signal_group, SIGINT, SIGKILL};
+
+/// An external implementation: `ext:COMMAND`.
+#[derive(Debug, Clone)]
+pub struct External {
+    command: String,
+}
+
+impl External {
+    /// The implementation run as `command`.
+    pub fn new(command: &str) -> Self {
+        External {
+            command: command.into(),
+        }
+    }
+}
+
+impl Implementation for External {
+    fn name(&self) -> String {
+        format!("ext:{}", self.command)
+    }
+
+    fn detect(&self) -> std::result::Result<String, String> {
+        version_of(&self.command, "--version")
+    }
+
+    fn run(&self, dir: &Path, fx: &Fixture, limit: Duration) -> Result<Run> {
+        run_protocol(dir, fx, limit, false, |pid, probes| {
+            let mut c = Command::new(&self.command);
+            c.args(["--pid", &pid.to_string(), "--probes", probes]);
+            c
+        })
+    }
+}
+
+/// Run a command speaking the protocol on one fixture. With `raw_u64`, integers are the
+/// argument's raw 64 bits and are interpreted here per the note's signedness.
+pub(crate) fn run_protocol(
+    dir: &Path,
+    fx: &Fixture,
+    limit: Duration,
+    raw_u64: bool,
+    command: impl FnOnce(u32, &str) -> Command,
+) -> Result<Run> {
+    let info = probe_info(dir, fx)?;
+    let probes: Vec<serde_json::Value> = info
+        .iter()
+        .map(|((p, n), (path, argc, _))| serde_json::json!([path, p, n, argc]))
+        .collect();
+    let probes = serde_json::to_string(&probes).expect("json");
+    let proc_ = Waiting::start(dir, fx)?;
+    let mut cmd = command(proc_.pid(), &probes);
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| Error::Command {
+            command: shown.clone(),
+            detail: e.to_string(),
+        })?;
+    let mut stderr = child.stderr.take().expect("piped");
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let out = BufReader::new(child.stdout.take().expect("piped"));
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(std::result::Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + limit;
+    let mut ready = false;
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(l) if l.trim() == "READY" => {
+                ready = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(_) => break,
+        }
+    }
+    let mut run = Run::default();
+    if !ready {
+        signal_group(child.id(), SIGKILL);
+        let _ = child.wait();
+        let err = err_reader.join().unwrap_or_default();
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("exited without attaching")
+            .trim()
+            .to_string();
+        run.refused.insert("*".into(), last);
+        return Ok(run);
+    }
+    let (_, stdout) = proc_.release(limit, || {})?;
+    run.stdout = stdout;
+    std::thread::sleep(Duration::from_millis(200));
+    signal_group(child.id(), SIGINT);
+    let stop = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < stop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal_group(child.id(), SIGKILL);
+    let _ = child.wait();
+    for line in rx.try_iter() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let key = v["probe"].as_str().unwrap_or_default();
+        let (p, n) = key.split_once(':').unwrap_or((key, ""));
+        let signs = info
+            .get(&(p.to_string(), n.to_string()))
+            .map(|i| i.2.clone())
+            .unwrap_or_default();
+        let args = v["args"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .enumerate()
+                    .map(
+                        |(i, x)| match (raw_u64, x.get("int").and_then(|v| v.as_u64())) {
+                            (true, Some(raw)) => {
+                                as_value(raw, signs.get(i).copied().unwrap_or(false))
+                            }
+                            _ => observed(x),
+                        },
+                    )
+                    .collect::<Vec<Observed>>()
+            })
+            .unwrap_or_default();
+        run.hits.push(ObservedHit {
+            provider: p.into(),
+            name: n.into(),
+            pc: None,
+            args,
+        });
+    }
+    Ok(run)
+}
