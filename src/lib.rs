@@ -23,6 +23,7 @@
 pub mod arch;
 pub mod arg;
 pub mod attach;
+pub mod bench;
 pub mod check;
 pub mod elf;
 pub mod error;

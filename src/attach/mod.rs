@@ -417,6 +417,20 @@ impl<'p> UsdtAttacher<'p> {
     }
 }
 
+/// The kernel's floor, for benchmarks: one uprobe_multi link of `prog` over `offsets` of
+/// `path`, with no note parsing, no specs and no semaphores.
+pub fn raw_uprobe_multi(prog: BorrowedFd<'_>, path: &Path, offsets: &[u64]) -> Result<OwnedFd> {
+    let cpath = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::Invalid("path contains a NUL byte".into()))?;
+    let zeros = vec![0u64; offsets.len()];
+    bpf::link_uprobe_multi(prog, &cpath, offsets, &zeros, &zeros, 0).map_err(|e| Error::Attach {
+        file: path.to_path_buf(),
+        probe: None,
+        site: None,
+        cause: format!("uprobe_multi link: {e}"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::glob;

@@ -1,6 +1,7 @@
 //! Command-line interface. Exit status: 0 on success, 1 when any input could not be read or
 //! decoded (the rest is still printed), 2 on usage errors (clap's own).
 
+mod bench;
 mod check;
 mod gen;
 mod list;
@@ -96,6 +97,11 @@ enum Command {
         #[arg(last = true)]
         command: Vec<String>,
     },
+    /// Quick performance comparisons without a full criterion run.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Decode argument strings without a file; prints one JSON object per argument.
     Decode {
         /// Architecture whose grammar to use (x86_64, i386, ...).
@@ -104,6 +110,37 @@ enum Command {
         /// Argument strings, e.g. '-4@%eax 8@(%rsp)'.
         #[arg(required = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Attach and detach N sites in K probe names with P processes running, per
+    /// implementation (usdtkit: one uprobe_multi link; libbpf: attach_usdt per probe name;
+    /// kernel: one raw uprobe_multi link over precomputed offsets).
+    Attach {
+        /// Sites in all.
+        #[arg(long, default_value_t = 1000)]
+        sites: usize,
+        /// Probe names.
+        #[arg(long, default_value_t = 100)]
+        probes: usize,
+        /// Processes mapping the binary.
+        #[arg(long, default_value_t = 0)]
+        procs: usize,
+        /// One site per page instead of adjacent sites.
+        #[arg(long)]
+        sparse: bool,
+        /// Implementations, comma-separated.
+        #[arg(
+            long = "impl",
+            value_delimiter = ',',
+            default_value = "usdtkit,libbpf,kernel"
+        )]
+        impls: Vec<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -128,6 +165,26 @@ pub fn run() -> ExitCode {
         }
         Command::List { json, paths } => list::run(&paths, json),
         Command::Decode { arch, args } => decode(arch, &args),
+        Command::Bench {
+            what:
+                BenchCommand::Attach {
+                    sites,
+                    probes,
+                    procs,
+                    sparse,
+                    impls,
+                    json,
+                },
+        } => bench::attach(
+            usdtkit::bench::AttachBench {
+                sites,
+                probes,
+                procs,
+                sparse,
+                impls,
+            },
+            json,
+        ),
         Command::Check {
             corpus,
             profile,

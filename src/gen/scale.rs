@@ -1,8 +1,8 @@
 //! The scale profile: `probes` probe names of `sites` sites each, for benchmarks of parsing,
 //! attaching and detaching. Sites of one probe are interleaved with the other probes' (as in
 //! large real binaries). Dense: adjacent one-byte sites. Sparse: one site per 4 KiB page (a
-//! jump skips the padding). Every site fires once, in order; arguments are constants, so
-//! every value is known.
+//! jump skips the padding). Every site fires once, in order; arguments are decimal constants
+//! (libbpf 1.7 cannot parse hex immediates), so every value is known.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -40,7 +40,8 @@ pub(super) fn generate(
             let v = rng.next_u64();
             let _ = writeln!(
                 s,
-                "        USDT {SCALE_PROVIDER}, p{probe}, \"-4@${probe} -4@${site} 8@${v:#x}\""
+                "        USDT {SCALE_PROVIDER}, p{probe}, \"-4@${probe} -4@${site} -8@${}\"",
+                v as i64
             );
             if sparse {
                 // nop (1) + jmp rel32 (5) + padding = one page per site.
@@ -54,7 +55,7 @@ pub(super) fn generate(
                 args: vec![
                     Value::Int(CType::I32, probe as i128).expected(),
                     Value::Int(CType::I32, site as i128).expected(),
-                    Value::Int(CType::U64, v.into()).expected(),
+                    Value::Int(CType::I64, (v as i64).into()).expected(),
                 ],
             });
         }

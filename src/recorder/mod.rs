@@ -203,12 +203,10 @@ impl<'obj> Recorder<'obj> {
             .iter()
             .filter(|&&i| i < MAX_ARGS)
             .fold(0, |m, &i| m | (1 << i));
+        let by_pc: std::collections::HashMap<u64, &crate::Site<'_>> =
+            usdt.sites().iter().map(|x| (x.pc, x)).collect();
         for s in link.sites() {
-            let site = usdt
-                .sites()
-                .iter()
-                .find(|x| x.pc == s.pc && x.provider == s.provider && x.name == s.name)
-                .expect("attached sites come from this file");
+            let site = by_pc[&s.pc];
             self.sites.push(SiteInfo {
                 object: path.clone(),
                 provider: s.provider.clone(),
@@ -227,6 +225,11 @@ impl<'obj> Recorder<'obj> {
         }
         self.links.push(link);
         Ok(self.links.last().expect("just pushed"))
+    }
+
+    /// The loaded program usdtkit's attach uses (uprobe_multi or perf event).
+    pub fn multi_program_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.program().as_fd()
     }
 
     /// Every link held.
