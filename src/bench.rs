@@ -162,3 +162,124 @@ pub fn run(b: &AttachBench) -> Result<Vec<Timing>> {
     drop(procs);
     out
 }
+
+/// Per-hit cost of one probe site kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct HitCost {
+    /// `none` (not attached), `usdtkit` or `libbpf`.
+    pub implementation: String,
+    /// `nop` or `nop5` site.
+    pub site: String,
+    /// Loop iterations (hits).
+    pub iterations: u64,
+    /// Wall time of the whole run.
+    pub total_ms: f64,
+    /// Nanoseconds per iteration.
+    pub ns_per_hit: f64,
+}
+
+const LOOP_S: &str = include_str!("../fixtures/asm/hit_loop.S");
+const LOOP_MAIN: &str = include_str!("../fixtures/c/hit_loop_main.c");
+const NOTE_INC: &str = include_str!("../fixtures/asm/usdt-note.inc");
+
+/// Build (once) the per-hit loop fixture under `target/`.
+pub fn hit_loop_fixture() -> Result<PathBuf> {
+    let dir = gen::default_out_dir(&Profile::Quick, 0).with_file_name("hit-loop");
+    let bin = dir.join("hit_loop");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    let io = |path: &Path, e: std::io::Error| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    for (name, text) in [
+        ("hit_loop.S", LOOP_S),
+        ("hit_loop_main.c", LOOP_MAIN),
+        ("usdt-note.inc", NOTE_INC),
+    ] {
+        std::fs::write(dir.join(name), text).map_err(|e| io(&dir.join(name), e))?;
+    }
+    let tc = gen::compile::Toolchain {
+        compiler: "gcc".into(),
+        cpp: false,
+        target: gen::compile::HOST.into(),
+        opt: "2".into(),
+        pie: true,
+    };
+    tc.link(
+        &[dir.join("hit_loop.S"), dir.join("hit_loop_main.c")],
+        &bin,
+        false,
+        std::slice::from_ref(&dir),
+        &[],
+    )?;
+    Ok(bin)
+}
+
+fn run_loop(bin: &Path, site: &str, n: u64) -> Result<Duration> {
+    let t = Instant::now();
+    let st = std::process::Command::new(bin)
+        .args([site, &n.to_string()])
+        .status()
+        .map_err(|e| Error::Io {
+            path: bin.to_path_buf(),
+            source: e,
+        })?;
+    let d = t.elapsed();
+    if !st.success() {
+        return Err(Error::Invalid(format!(
+            "{} exited with {st}",
+            bin.display()
+        )));
+    }
+    Ok(d)
+}
+
+/// Time `n` hits of the `site` (`nop` or `nop5`) probe with `implementation` attached
+/// (`none`, `usdtkit`, `libbpf`), in count-only mode; checks the recorder counted every hit.
+pub fn hit_cost(implementation: &str, site: &str, n: u64) -> Result<HitCost> {
+    let bin = hit_loop_fixture()?;
+    let path = bin.to_string_lossy().into_owned();
+    let total = match implementation {
+        "none" => run_loop(&bin, site, n)?,
+        "usdtkit" | "libbpf" => {
+            let mut s = MaybeUninit::uninit();
+            let opts = RecorderOptions {
+                count_only: true,
+                libbpf: implementation == "libbpf",
+                ..RecorderOptions::default()
+            };
+            let mut rec = Recorder::load(&mut s, opts)?;
+            if implementation == "libbpf" {
+                let a = rec.attach_libbpf(&bin, -1)?;
+                if let Some((p, why)) = a.refused.first() {
+                    return Err(Error::Invalid(format!("libbpf refused {p}: {why}")));
+                }
+            } else {
+                rec.attach(&path, &[("usdtbench", "*")], -1, &[])?;
+            }
+            let d = run_loop(&bin, site, n)?;
+            let counted = rec.hit_count()?;
+            if counted != n {
+                return Err(Error::Invalid(format!(
+                    "{implementation} counted {counted} hits of {n}"
+                )));
+            }
+            d
+        }
+        other => {
+            return Err(Error::Invalid(format!(
+                "unknown implementation `{other}` (none, usdtkit, libbpf)"
+            )))
+        }
+    };
+    Ok(HitCost {
+        implementation: implementation.into(),
+        site: site.into(),
+        iterations: n,
+        total_ms: ms(total),
+        ns_per_hit: total.as_secs_f64() * 1e9 / n as f64,
+    })
+}

@@ -38,3 +38,43 @@ pub(super) fn attach(b: AttachBench, json: bool) -> bool {
     }
     true
 }
+
+/// Run the per-hit comparison.
+pub(super) fn hits(iterations: u64, json: bool) -> bool {
+    let mut rows = Vec::new();
+    for site in ["nop", "nop5"] {
+        for imp in ["none", "usdtkit", "libbpf"] {
+            match bench::hit_cost(imp, site, iterations) {
+                Ok(r) => rows.push(r),
+                Err(e) => {
+                    eprintln!("usdtkit bench hits: {imp} at {site}: {e}");
+                    return false;
+                }
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string(&rows).expect("json"));
+        return true;
+    }
+    println!("{iterations} hits per run");
+    println!(
+        "{:<6} {:<8} {:>10} {:>10} {:>14}",
+        "site", "impl", "total ms", "ns/hit", "ns/hit - none"
+    );
+    for r in &rows {
+        let base = rows
+            .iter()
+            .find(|b| b.site == r.site && b.implementation == "none")
+            .map_or(0.0, |b| b.ns_per_hit);
+        println!(
+            "{:<6} {:<8} {:>10.1} {:>10.1} {:>14.1}",
+            r.site,
+            r.implementation,
+            r.total_ms,
+            r.ns_per_hit,
+            r.ns_per_hit - base
+        );
+    }
+    true
+}

@@ -142,6 +142,17 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Per-hit cost: a loop firing a probe N times at a plain `nop` site and at a
+    /// `nop; nop5` site, not attached and attached by usdtkit and by libbpf (count-only
+    /// recorder).
+    Hits {
+        /// Hits per run.
+        #[arg(long, default_value_t = 2_000_000)]
+        iterations: u64,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Parse the command line and run the command.
@@ -185,6 +196,9 @@ pub fn run() -> ExitCode {
             },
             json,
         ),
+        Command::Bench {
+            what: BenchCommand::Hits { iterations, json },
+        } => bench::hits(iterations, json),
         Command::Check {
             corpus,
             profile,

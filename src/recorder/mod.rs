@@ -43,6 +43,9 @@ pub struct RecorderOptions {
     /// Load the `SEC("usdt")` program for libbpf's own `bpf_program__attach_usdt` instead
     /// (see [`Recorder::attach_libbpf`]); libbpf picks its attach type at load.
     pub libbpf: bool,
+    /// Benchmarks: read every argument and count the hit ([`Recorder::hit_count`]), but send
+    /// no event.
+    pub count_only: bool,
 }
 
 /// One argument of a hit.
@@ -135,6 +138,11 @@ impl<'obj> Recorder<'obj> {
                 .__bpf_usdt_specs
                 .set_max_entries(n)
                 .map_err(bpf_err("spec map size"))?;
+        }
+        if opts.count_only {
+            if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+                ro.count_only = true;
+            }
         }
         let lib = opts.libbpf;
         open.progs.usdtkit_record.set_autoload(lib);
@@ -230,6 +238,20 @@ impl<'obj> Recorder<'obj> {
     /// The loaded program usdtkit's attach uses (uprobe_multi or perf event).
     pub fn multi_program_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.program().as_fd()
+    }
+
+    /// Hits counted in count-only mode, summed over CPUs.
+    pub fn hit_count(&self) -> Result<u64> {
+        let v = self
+            .skel
+            .maps
+            .hit_count
+            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf_err("hit_count"))?
+            .unwrap_or_default();
+        Ok(v.iter()
+            .map(|b| u64::from_ne_bytes(b[..8].try_into().expect("8 bytes")))
+            .sum())
     }
 
     /// Every link held.
