@@ -124,6 +124,44 @@ const LEGACY: [(&str, &str, &str, Option<&str>); 8] = [
     ("edi", "di", "dil", None),
 ];
 
+/// Encoding number of the two-letter stem of a legacy register (`ax` 0, `cx` 1, `dx` 2,
+/// `bx` 3, `sp` 4, `bp` 5, `si` 6, `di` 7), the order of [`LEGACY`].
+fn stem(s: &[u8]) -> Option<usize> {
+    Some(match s {
+        b"ax" => 0,
+        b"cx" => 1,
+        b"dx" => 2,
+        b"bx" => 3,
+        b"sp" => 4,
+        b"bp" => 5,
+        b"si" => 6,
+        b"di" => 7,
+        _ => return None,
+    })
+}
+
+/// A legacy register name (`rax`, `eax`, `ax`, `al`, `ah`, `sil`...) as (encoding number,
+/// width in bytes, bit shift), matched on bytes: parsing hot path, no string comparisons
+/// in a loop. `spl`/`bpl`/`sil`/`dil` and the `r` names exist only in 64-bit mode.
+fn legacy(name: &[u8], is_64: bool) -> Option<(usize, u8, u8)> {
+    match *name {
+        [c @ (b'a' | b'c' | b'd' | b'b'), half @ (b'l' | b'h')] => {
+            let i = match c {
+                b'a' => 0,
+                b'c' => 1,
+                b'd' => 2,
+                _ => 3,
+            };
+            Some((i, 1, if half == b'h' { 8 } else { 0 }))
+        }
+        [_, _] => stem(name).map(|i| (i, 2, 0)),
+        [b'r', ..] if is_64 && name.len() == 3 => stem(&name[1..]).map(|i| (i, 8, 0)),
+        [b'e', ..] if name.len() == 3 => stem(&name[1..]).map(|i| (i, 4, 0)),
+        [_, _, b'l'] if is_64 => stem(&name[..2]).filter(|&i| i >= 4).map(|i| (i, 1, 0)),
+        _ => None,
+    }
+}
+
 /// A register name resolved to its canonical register.
 struct Found {
     reg: Reg,
@@ -153,23 +191,8 @@ impl X86 {
     /// Resolve a register name (without `%`, lower case).
     fn lookup(&self, name: &str) -> Option<Found> {
         let full = if self.is_64 { 8 } else { 4 };
-        for (i, (r32, r16, r8, r8h)) in LEGACY.iter().enumerate() {
-            if self.is_64 && name.strip_prefix('r') == Some(&r32[1..]) {
-                return Some(self.found(i, 8, 0));
-            }
-            if name == *r32 {
-                return Some(self.found(i, 4, 0));
-            }
-            if name == *r16 {
-                return Some(self.found(i, 2, 0));
-            }
-            // spl/bpl/sil/dil exist only in 64-bit mode.
-            if name == *r8 && (self.is_64 || i < 4) {
-                return Some(self.found(i, 1, 0));
-            }
-            if Some(name) == *r8h {
-                return Some(self.found(i, 1, 8));
-            }
+        if let Some((i, width, shift)) = legacy(name.as_bytes(), self.is_64) {
+            return Some(self.found(i, width, shift));
         }
         if let Some(n) = name.strip_prefix("xmm") {
             let n: usize = n.parse().ok().filter(|_| !n.starts_with('0') || n == "0")?;
