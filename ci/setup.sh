@@ -19,12 +19,18 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # - libelf-dev, zlib1g-dev, pkg-config: libbpf (vendored by libbpf-sys) links them; clang
 #   also builds the recorder BPF program.
 # - bpftrace, python3-bpfcc: peers the conformance harness runs (with gdb).
+# - gcc-<arch> cross compilers and their libc: the generator's fixtures for aarch64, arm,
+#   riscv64, s390x, powerpc64 (both byte orders) and mips64el.
 APT_PACKAGES=(
   binutils gcc g++ libc6-dev
   python3.11-minimal postgresql-15 openjdk-17-jre-headless libstdc++6
   systemtap-sdt-dev clang gcc-multilib g++-multilib gdb
   libelf-dev zlib1g-dev pkg-config
   bpftrace python3-bpfcc
+  gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf gcc-riscv64-linux-gnu gcc-s390x-linux-gnu
+  gcc-powerpc64le-linux-gnu gcc-powerpc64-linux-gnu gcc-mips64el-linux-gnuabi64
+  libc6-dev-arm64-cross libc6-dev-armhf-cross libc6-dev-riscv64-cross libc6-dev-s390x-cross
+  libc6-dev-ppc64el-cross libc6-dev-ppc64-cross libc6-dev-mips64el-cross
 )
 
 missing=()

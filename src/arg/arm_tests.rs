@@ -117,3 +117,18 @@ fn text_round_trips() {
         ],
     );
 }
+
+#[test]
+fn float_immediates_keep_their_bits() {
+    // gcc for arm prints floating-point constants in decimal.
+    let s = crate::arg::decode_one(Arch::Arm, "4f@#1.70125e+2").unwrap();
+    assert_eq!(s.location, Location::Const(i64::from(170.125f32.to_bits())));
+    let s = crate::arg::decode_one(Arch::Arm, "8f@#-1.100671875e+4").unwrap();
+    assert_eq!(
+        s.location,
+        Location::Const((-11006.71875f64).to_bits() as i64)
+    );
+    // Only for `f`-marked 4- and 8-byte arguments.
+    assert!(crate::arg::decode_one(Arch::Arm, "4@#1.5").is_err());
+    assert!(crate::arg::decode_one(Arch::Arm, "2f@#1.5").is_err());
+}

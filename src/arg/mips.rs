@@ -17,8 +17,8 @@
 //! a 64-bit kernel use the 64-bit layout. The kernel saves `$0` (as 0) in its slot.
 
 use super::forms::{paren_family, write_paren_family, Grammar};
-use super::grammar::syntax;
-use super::regs::{exact, place, run, Name, Regs, EMPTY, F, R};
+use super::grammar::{parse_displacement, syntax};
+use super::regs::{exact, place, run, Name, Regs, Role, EMPTY, F, R};
 use super::{Location, RegClass, RegDef};
 use crate::arch::Arch;
 use crate::error::ArgErrorKind;
@@ -70,7 +70,42 @@ fn parse(regs: &Regs, op: &str) -> Result<Location, ArgErrorKind> {
             ),
         ));
     }
+    if let Some(loc) = relocated(regs, op)? {
+        return Ok(loc);
+    }
     paren_family::<false>(regs, op)
+}
+
+/// `%got_ofst(sym)($N)` (PIC: `$N` holds the `%got_page` of the symbol) or `%lo(sym)($N)`
+/// (`$N` holds `%hi`): either way the operand addresses the symbol itself, so it decodes to
+/// a symbol with no base register, like aarch64's `:lo12:`.
+fn relocated(regs: &Regs, op: &str) -> Result<Option<Location>, ArgErrorKind> {
+    let Some(rest) = op
+        .strip_prefix("%got_ofst(")
+        .or_else(|| op.strip_prefix("%lo("))
+    else {
+        return Ok(None);
+    };
+    let (expr, tail) = rest
+        .split_once(')')
+        .ok_or_else(|| syntax(op, "unbalanced parentheses"))?;
+    let reg = tail
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .ok_or_else(|| syntax(op, "expected `(register)` after the relocation"))?;
+    regs.address(reg, op, Role::Base)?;
+    let d = parse_displacement(expr).map_err(|r| syntax(op, r))?;
+    let symbol = d
+        .symbol
+        .ok_or_else(|| syntax(op, "relocation without a symbol"))?;
+    Ok(Some(Location::Symbol {
+        symbol: symbol.to_string(),
+        offset: d.offset,
+        base: None,
+        index: None,
+        scale: 1,
+        address: None,
+    }))
 }
 
 /// The first `$t0`..`$t3` in `op`, in any case.

@@ -2,7 +2,7 @@
 
 use crate::arch::Arch;
 use crate::arg::testkit::*;
-use crate::arg::RegClass;
+use crate::arg::{Location, RegClass};
 
 const M: Arch = Arch::Mips;
 
@@ -80,15 +80,7 @@ fn garbage_is_a_clear_error() {
     assert_unknown(M, &["8@$32", "8@$a8", "8@$f32", "8@$pc", "8@$r5", "8@$05"]);
     assert_rejects(
         M,
-        &[
-            "8@%2",
-            "8@8($0)",
-            "8@8($f0)",
-            "8@8($4,$5)",
-            "8@%lo(sym)($2)",
-            "8@8($4",
-            "8@$",
-        ],
+        &["8@%2", "8@8($0)", "8@8($f0)", "8@8($4,$5)", "8@8($4", "8@$"],
     );
 }
 
@@ -105,4 +97,27 @@ fn text_round_trips() {
             ("8f@$f12", "8f@$f12"),
         ],
     );
+}
+
+#[test]
+fn got_ofst_and_lo_address_the_symbol() {
+    let sym = |symbol: &str, offset| Location::Symbol {
+        symbol: symbol.into(),
+        offset,
+        base: None,
+        index: None,
+        scale: 1,
+        address: None,
+    };
+    let l = |t| crate::arg::decode_one(Arch::Mips, t).unwrap().location;
+    assert_eq!(l("2@%got_ofst(usdtkit_s16)($6)"), sym("usdtkit_s16", 0));
+    assert_eq!(l("-1@%lo(table+8)($5)"), sym("table", 8));
+    for bad in [
+        "4@%got_ofst(x)",
+        "4@%got_ofst(x)($99)",
+        "4@%lo(8)($5)",
+        "4@%got_ofst(x($5)",
+    ] {
+        assert!(crate::arg::decode_one(Arch::Mips, bad).is_err(), "{bad}");
+    }
 }

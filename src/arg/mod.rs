@@ -138,13 +138,38 @@ pub fn decode_args(arch: Arch, args: &str) -> Vec<Arg<'_>> {
 pub fn decode_one(arch: Arch, text: &str) -> Result<ArgSpec, ArgErrorKind> {
     let dec = decoder(arch).ok_or(ArgErrorKind::UnsupportedArch(arch))?;
     let (size, signed, float, operand) = grammar::split_prefix(text)?;
-    let location = dec.parse_operand(operand)?;
+    let location = match dec.parse_operand(operand) {
+        Ok(l) => l,
+        // gcc prints floating-point constants as decimal numbers on some targets
+        // (arm: `4f@#1.70125e+2`): the value is known, kept as its IEEE bits.
+        Err(e) => float_immediate(operand, size, float).ok_or(e)?,
+    };
     Ok(ArgSpec {
         size,
         signed,
         float,
         location,
     })
+}
+
+/// A decimal floating-point immediate (`#1.5`, `$-2e3`, `1.5`) of an `f`-marked argument of
+/// 4 or 8 bytes, as a constant holding the value's IEEE bits.
+fn float_immediate(operand: &str, size: u32, float: bool) -> Option<Location> {
+    if !float {
+        return None;
+    }
+    let text = operand.trim_start_matches(['#', '$']);
+    if !text.contains(['.', 'e', 'E'])
+        || !text.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+')
+    {
+        return None;
+    }
+    let v: f64 = text.parse().ok()?;
+    match size {
+        4 => Some(Location::Const(i64::from((v as f32).to_bits()))),
+        8 => Some(Location::Const(v.to_bits() as i64)),
+        _ => None,
+    }
 }
 
 impl Serialize for Arg<'_> {

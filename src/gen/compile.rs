@@ -89,6 +89,9 @@ impl Toolchain {
         extra: &[String],
     ) -> Result<()> {
         let mut cmd = self.tool()?.to_command();
+        // char is unsigned on most non-x86 targets; the generator's expected values assume
+        // signed char everywhere.
+        cmd.arg("-fsigned-char");
         for dir in includes {
             cmd.arg("-I").arg(dir);
         }
@@ -105,7 +108,12 @@ impl Toolchain {
 }
 
 fn run(mut cmd: Command) -> Result<()> {
-    let shown = format!("{cmd:?}");
+    // The program and its arguments (not the environment the `cc` crate sets).
+    let shown = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
     let out = cmd.output().map_err(|e| Error::Command {
         command: shown.clone(),
         detail: e.to_string(),

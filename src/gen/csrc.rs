@@ -58,17 +58,26 @@ impl HitSpec {
 /// What the target architecture changes in the C program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
-    /// 64-bit (x86-64) or 32-bit (i386).
+    /// The architecture compiled for.
+    pub arch: crate::Arch,
+    /// 64-bit or 32-bit.
     pub is_64: bool,
 }
 
 impl Target {
+    /// Two callee-saved registers free for `register ... asm("reg")` variables.
     fn pinned_regs(self) -> [&'static str; 2] {
-        // ebx is the PIC register on i386; esi and edi are free.
-        if self.is_64 {
-            ["r12", "rbx"]
-        } else {
-            ["esi", "edi"]
+        use crate::Arch;
+        match self.arch {
+            // ebx is the PIC register on i386; esi and edi are free.
+            Arch::I386 => ["esi", "edi"],
+            Arch::Aarch64 => ["x19", "x20"],
+            Arch::Arm => ["r4", "r5"],
+            Arch::Riscv64 | Arch::Riscv32 => ["s1", "s2"],
+            Arch::S390x => ["r10", "r11"],
+            Arch::Powerpc64 | Arch::Powerpc => ["r14", "r15"],
+            Arch::Mips => ["$16", "$17"],
+            _ => ["r12", "rbx"],
         }
     }
 }

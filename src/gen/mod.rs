@@ -126,11 +126,60 @@ pub fn default_out_dir(profile: &Profile, seed: u64) -> PathBuf {
         .join(format!("{}-{seed}", profile.name().replace(':', "-")))
 }
 
+/// Cross compilers the default profile builds C fixtures with when installed: (Debian
+/// compiler, Rust target triple for the `cc` crate, architecture, 64-bit).
+const CROSS: &[(&str, &str, crate::Arch, bool)] = &[
+    (
+        "aarch64-linux-gnu-gcc",
+        "aarch64-unknown-linux-gnu",
+        crate::Arch::Aarch64,
+        true,
+    ),
+    (
+        "arm-linux-gnueabihf-gcc",
+        "armv7-unknown-linux-gnueabihf",
+        crate::Arch::Arm,
+        false,
+    ),
+    (
+        "riscv64-linux-gnu-gcc",
+        "riscv64gc-unknown-linux-gnu",
+        crate::Arch::Riscv64,
+        true,
+    ),
+    (
+        "s390x-linux-gnu-gcc",
+        "s390x-unknown-linux-gnu",
+        crate::Arch::S390x,
+        true,
+    ),
+    (
+        "powerpc64le-linux-gnu-gcc",
+        "powerpc64le-unknown-linux-gnu",
+        crate::Arch::Powerpc64,
+        true,
+    ),
+    (
+        "powerpc64-linux-gnu-gcc",
+        "powerpc64-unknown-linux-gnu",
+        crate::Arch::Powerpc64,
+        true,
+    ),
+    (
+        "mips64el-linux-gnuabi64-gcc",
+        "mips64el-unknown-linux-gnuabi64",
+        crate::Arch::Mips,
+        true,
+    ),
+];
+
 /// A program kind a fixture is built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     /// main.c + sem.c + lib.so (64-bit or 32-bit sources).
     C { is_64: bool },
+    /// The same program for another architecture (index into [`CROSS`]); not runnable here.
+    Cross(usize),
     /// structs.cc.
     Structs,
     /// forms.S + forms_main.c.
@@ -150,6 +199,7 @@ fn job(kind: Kind, compiler: &str, opt: &str, pie: bool) -> Job {
         Kind::C { is_64: false } => ("c32", false, "i686-unknown-linux-gnu"),
         Kind::Structs => ("cxx", true, "x86_64-unknown-linux-gnu"),
         Kind::Asm => ("asm", false, "x86_64-unknown-linux-gnu"),
+        Kind::Cross(i) => ("cross", false, CROSS[i].1),
     };
     Job {
         name: format!(
@@ -196,6 +246,11 @@ fn jobs(profile: &Profile) -> Vec<Job> {
             v.push(job(Kind::Structs, "clang++", "2", true));
             v.push(job(Kind::Asm, "gcc", "2", true));
             v.push(job(Kind::Asm, "gcc", "2", false));
+            for (i, c) in CROSS.iter().enumerate() {
+                let mut j = job(Kind::Cross(i), c.0, "2", true);
+                j.name = format!("cross-{}-O2", c.1);
+                v.push(j);
+            }
             v
         }
         Profile::Scale { .. } => vec![job(Kind::Asm, "gcc", "0", true)],
@@ -219,6 +274,7 @@ fn write(path: &Path, text: &str) -> Result<()> {
 struct Sources {
     c64: Vec<HitSpec>,
     c32: Vec<HitSpec>,
+    cross: Vec<Vec<HitSpec>>,
     structs: Vec<HitSpec>,
     asm: Vec<HitSpec>,
 }
@@ -241,11 +297,31 @@ fn write_sources(dir: &Path, seed: u64) -> Result<Sources> {
     let stream = |k: u64| Rng::new(seed ^ k.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut kinds = Vec::new();
     for (sub, is_64, k) in [("c64", true, 1), ("c32", false, 2)] {
-        let p = csrc::generate(&mut stream(k), Target { is_64 });
+        let arch = if is_64 {
+            crate::Arch::X86_64
+        } else {
+            crate::Arch::I386
+        };
+        let p = csrc::generate(&mut stream(k), Target { arch, is_64 });
         write(&src.join(sub).join("main.c"), &p.main_c)?;
         write(&src.join(sub).join("sem.c"), &p.sem_c)?;
         write(&src.join(sub).join("lib.c"), &p.lib_c)?;
         kinds.push(p.hits);
+    }
+    let mut cross = Vec::new();
+    for (i, c) in CROSS.iter().enumerate() {
+        let p = csrc::generate(
+            &mut stream(10 + i as u64),
+            Target {
+                arch: c.2,
+                is_64: c.3,
+            },
+        );
+        let sub = src.join(format!("cross-{}", c.1));
+        write(&sub.join("main.c"), &p.main_c)?;
+        write(&sub.join("sem.c"), &p.sem_c)?;
+        write(&sub.join("lib.c"), &p.lib_c)?;
+        cross.push(p.hits);
     }
     let (structs_cc, structs) = csrc::structs_program(&mut stream(3));
     write(&src.join("structs.cc"), &structs_cc)?;
@@ -257,6 +333,7 @@ fn write_sources(dir: &Path, seed: u64) -> Result<Sources> {
     Ok(Sources {
         c64,
         c32,
+        cross,
         structs,
         asm,
     })
@@ -275,8 +352,14 @@ fn build(dir: &Path, job: &Job, hits: &[HitSpec]) -> Result<Fixture> {
     let lib_rel = PathBuf::from(&job.name).join("libusdtfix.so");
     let rel = |p: &str| PathBuf::from("src").join(p);
     let (sources, libraries): (Vec<PathBuf>, Vec<PathBuf>) = match job.kind {
-        Kind::C { is_64 } => {
-            let sub = if is_64 { "c64" } else { "c32" };
+        Kind::C { .. } | Kind::Cross(_) => {
+            let sub = match job.kind {
+                Kind::C { is_64: true } => "c64".to_string(),
+                Kind::C { is_64: false } => "c32".to_string(),
+                Kind::Cross(i) => format!("cross-{}", CROSS[i].1),
+                _ => unreachable!(),
+            };
+            let sub = sub.as_str();
             job.tc.link(
                 &[src.join(sub).join("lib.c")],
                 &dir.join(&lib_rel),
@@ -317,10 +400,10 @@ fn build(dir: &Path, job: &Job, hits: &[HitSpec]) -> Result<Fixture> {
             (vec![rel("forms.S"), rel("forms_main.c")], vec![])
         }
     };
-    let arch = if job.tc.target.starts_with("i686") {
-        "i386"
-    } else {
-        "x86_64"
+    let arch = match job.kind {
+        Kind::Cross(i) => CROSS[i].2.name(),
+        _ if job.tc.target.starts_with("i686") => "i386".to_string(),
+        _ => "x86_64".to_string(),
     };
     Ok(Fixture {
         name: job.name.clone(),
@@ -330,9 +413,9 @@ fn build(dir: &Path, job: &Job, hits: &[HitSpec]) -> Result<Fixture> {
         compiler: job.tc.compiler.clone(),
         compiler_version: job.tc.version()?,
         flags: job.tc.flags(),
-        arch: arch.into(),
+        arch,
         args: vec![],
-        runnable: true,
+        runnable: !matches!(job.kind, Kind::Cross(_)),
         hits: hits
             .iter()
             .cloned()
@@ -422,6 +505,7 @@ pub fn generate(opts: &GenOptions) -> Result<Manifest> {
                     Kind::C { is_64: false } => &sources.c32,
                     Kind::Structs => &sources.structs,
                     Kind::Asm => &sources.asm,
+                    Kind::Cross(i) => &sources.cross[i],
                 };
                 let r = build(dir, j, hits);
                 results.lock().expect("no panics while locked").push((i, r));
