@@ -13,8 +13,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # - gcc, libc6-dev: C toolchain for build scripts.
 # - python3.11-minimal, postgresql-15, openjdk-17-jre-headless, libstdc++6: probe-rich real
 #   binaries the tests read (/usr/bin/python3.11, postgres, libjvm.so, libstdc++.so.6).
-# - systemtap-sdt-dev (sys/sdt.h), clang, g++, gcc-multilib, g++-multilib: the fixture
-#   generator's compilers (gcc and clang, C and C++, -m32).
+# - systemtap-sdt-dev (sys/sdt.h), clang, g++: the fixture generator's compilers; i386
+#   fixtures use Debian's i686 cross compiler and libc (gcc-multilib conflicts with every
+#   cross compiler in Debian, so it is not used), libc6-i386 runs them.
 # - gdb: an independent reader of probe arguments, used to check expected values.
 # - libelf-dev, zlib1g-dev, pkg-config: libbpf (vendored by libbpf-sys) links them; clang
 #   also builds the recorder BPF program.
@@ -24,7 +25,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 APT_PACKAGES=(
   binutils gcc g++ libc6-dev
   python3.11-minimal postgresql-15 openjdk-17-jre-headless libstdc++6
-  systemtap-sdt-dev clang gcc-multilib g++-multilib gdb
+  systemtap-sdt-dev clang gdb
+  gcc-i686-linux-gnu libc6-dev-i386-cross libc6-i386
   libelf-dev zlib1g-dev pkg-config
   bpftrace python3-bpfcc
   gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf gcc-riscv64-linux-gnu gcc-s390x-linux-gnu

@@ -297,8 +297,8 @@ pub fn collect(dir: &Path) -> Result<Stats> {
             }
         }
         let family = match fx.compiler.as_str() {
-            "g++" => "gcc",
-            "clang++" => "clang",
+            "clang" | "clang++" => "clang",
+            c if c.ends_with("gcc") || c.ends_with("g++") => "gcc",
             other => other,
         };
         bump(&mut f, format!("compiler:{family}"));

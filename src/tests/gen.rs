@@ -19,7 +19,7 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-/// Whether the generator's toolchain is installed (gcc, clang, multilib, sys/sdt.h).
+/// Whether the generator's toolchain is installed (gcc, clang, sys/sdt.h).
 fn toolchain() -> bool {
     let ok = gen::compile::find_sdt_header().is_some()
         && Command::new("clang").arg("--version").output().is_ok();
