@@ -96,15 +96,27 @@ pub(crate) struct SiteInfo {
 
 /// The loaded recorder and what it is attached to.
 pub struct Recorder<'obj> {
-    skel: RecorderSkel<'obj>,
+    // Fields drop in declaration order, and libbpf's USDT links point into the BPF object
+    // (its USDT manager): links and the ring buffer must go before the skeleton. `Drop`
+    // below makes that explicit.
+    ring: Option<RingBuffer<'obj>>,
+    libbpf_links: Vec<libbpf_rs::Link>,
+    links: Vec<UsdtLink>,
     opts: RecorderOptions,
     sites: Vec<SiteInfo>,
-    links: Vec<UsdtLink>,
     /// libbpf mode: the cookie is a probe index; its sites and the object's load bias.
     probes: Vec<(Vec<usize>, u64)>,
-    libbpf_links: Vec<libbpf_rs::Link>,
     queue: Rc<RefCell<VecDeque<Vec<u8>>>>,
-    ring: Option<RingBuffer<'obj>>,
+    skel: RecorderSkel<'obj>,
+}
+
+impl Drop for Recorder<'_> {
+    fn drop(&mut self) {
+        // Detach everything while the BPF object is still alive.
+        self.ring = None;
+        self.libbpf_links.clear();
+        self.links.clear();
+    }
 }
 
 impl std::fmt::Debug for Recorder<'_> {
