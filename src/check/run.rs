@@ -142,3 +142,96 @@ pub fn probe_keys(fx: &Fixture) -> Vec<String> {
     v.dedup();
     v
 }
+
+/// A peer tool running in its own process group, its stdout read line by line in the
+/// background and its stderr collected: so that a peer that hangs, or leaves children behind,
+/// is stopped as a whole.
+#[derive(Debug)]
+pub struct Peer {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Peer {
+    /// Start `cmd` (stdin closed, stdout and stderr captured, a new process group).
+    pub fn start(mut cmd: Command) -> Result<Self> {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let shown = format!("{:?}", cmd.get_program());
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| Error::Command {
+                command: shown,
+                detail: e.to_string(),
+            })?;
+        let mut err = child.stderr.take().expect("piped");
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(std::result::Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Peer {
+            child,
+            lines,
+            stderr: Some(stderr),
+        })
+    }
+
+    /// Wait up to `limit` for a stdout line that satisfies `ready`; false when the peer
+    /// exited or the time ran out first.
+    pub fn wait_for(&mut self, limit: Duration, ready: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(l) if ready(&l) => return true,
+                Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// Kill the whole group now; returns its stderr.
+    pub fn kill(mut self) -> String {
+        use crate::sys::process::{signal_group, SIGKILL};
+        signal_group(self.child.id(), SIGKILL);
+        let _ = self.child.wait();
+        self.stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+
+    /// Ask the group to stop (SIGINT), give it up to 10 s, then kill it; returns the stdout
+    /// lines not read yet.
+    pub fn stop(mut self) -> Vec<String> {
+        use crate::sys::process::{signal_group, SIGINT, SIGKILL};
+        signal_group(self.child.id(), SIGINT);
+        let stop = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < stop && !matches!(self.child.try_wait(), Ok(Some(_))) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        signal_group(self.child.id(), SIGKILL);
+        let _ = self.child.wait();
+        // The reader thread ends at end of file; collect what it read.
+        let mut out = Vec::new();
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            out.push(l);
+        }
+        out
+    }
+}

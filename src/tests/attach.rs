@@ -20,12 +20,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Root with BPF and uprobes (Linux 6.6+ for uprobe_multi). Also takes the test lock.
 fn privileged() -> Option<std::sync::MutexGuard<'static, ()>> {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
+    let root = common::is_root();
     let pmu = Path::new("/sys/bus/event_source/devices/uprobe/type").exists();
     common::require(root && pmu, "root with BPF and the uprobe PMU")
         .then(|| SERIAL.lock().unwrap_or_else(|p| p.into_inner()))

@@ -15,12 +15,7 @@ use usdtkit::gen::{self, GenOptions, Manifest, Profile};
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn privileged() -> Option<std::sync::MutexGuard<'static, ()>> {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
+    let root = common::is_root();
     common::require(root, "root with BPF and uprobes")
         .then(|| SERIAL.lock().unwrap_or_else(|p| p.into_inner()))
 }

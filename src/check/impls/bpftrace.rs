@@ -2,18 +2,15 @@
 //! argument; attached to the waiting fixture's pid with `-p`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use super::{version_of, Implementation};
 use crate::check::compare::{Observed, ObservedHit, Run};
-use crate::check::run::Waiting;
-use crate::error::{Error, Result};
+use crate::check::run::{Peer, Waiting};
+use crate::error::Result;
 use crate::gen::Fixture;
-use crate::sys::process::{signal_group, SIGINT, SIGKILL};
 
 /// bpftrace.
 #[derive(Debug, Clone, Copy)]
@@ -90,51 +87,14 @@ impl Implementation for Bpftrace {
             script.push_str("printf(\"\\n\"); }\n");
         }
         let proc_ = Waiting::start(dir, fx)?;
-        let mut tracer = Command::new("bpftrace")
-            .args(["-B", "line", "-p", &proc_.pid().to_string(), "-e", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| Error::Command {
-                command: "bpftrace".into(),
-                detail: e.to_string(),
-            })?;
+        let mut cmd = Command::new("bpftrace");
+        cmd.args(["-B", "line", "-p", &proc_.pid().to_string(), "-e", &script]);
+        let mut tracer = Peer::start(cmd)?;
         // bpftrace prints "Attaching N probes..." on stdout once attached; errors (and a
         // harmless RLIMIT_MEMLOCK complaint on kernels with memcg accounting) on stderr.
-        let mut stderr = tracer.stderr.take().expect("piped");
-        let err_reader = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let out = BufReader::new(tracer.stdout.take().expect("piped"));
-        std::thread::spawn(move || {
-            for line in out.lines().map_while(std::result::Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + limit;
-        let mut attached = false;
-        while Instant::now() < deadline {
-            match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(l) if l.starts_with("Attaching") => {
-                    attached = true;
-                    break;
-                }
-                Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(_) => break,
-            }
-        }
         let mut run = Run::default();
-        if !attached {
-            signal_group(tracer.id(), SIGKILL);
-            let _ = tracer.wait();
-            let errors = err_reader.join().unwrap_or_default();
+        if !tracer.wait_for(limit, |l| l.starts_with("Attaching")) {
+            let errors = tracer.kill();
             let reason: Vec<&str> = errors
                 .lines()
                 .filter(|l| !l.contains("RLIMIT_MEMLOCK") && !l.trim_start().starts_with('-'))
@@ -154,14 +114,7 @@ impl Implementation for Bpftrace {
         let (_, stdout) = proc_.release(limit, || {})?;
         run.stdout = stdout;
         std::thread::sleep(Duration::from_millis(200));
-        signal_group(tracer.id(), SIGINT);
-        let stop = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < stop && !matches!(tracer.try_wait(), Ok(Some(_))) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        signal_group(tracer.id(), SIGKILL);
-        let _ = tracer.wait();
-        let out: Vec<String> = rx.try_iter().collect();
+        let out = tracer.stop();
         for l in &out {
             let Some(rest) = l.strip_prefix("USDTKIT ") else {
                 continue;

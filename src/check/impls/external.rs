@@ -10,20 +10,17 @@
 //! command that exits before `READY` refuses every probe of the fixture, with the last line
 //! it wrote to stderr as the reason. `COMMAND --version` prints its version.
 
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use super::bpftrace::{as_value, probe_info};
 use super::gdb::observed;
 use super::{version_of, Implementation};
 use crate::check::compare::{Observed, ObservedHit, Run};
-use crate::check::run::Waiting;
-use crate::error::{Error, Result};
+use crate::check::run::{Peer, Waiting};
+use crate::error::Result;
 use crate::gen::Fixture;
-use crate::sys::process::{signal_group, SIGINT, SIGKILL};
 
 /// An external implementation: `ext:COMMAND`.
 #[derive(Debug, Clone)]
@@ -74,51 +71,10 @@ pub(crate) fn run_protocol(
         .collect();
     let probes = serde_json::to_string(&probes).expect("json");
     let proc_ = Waiting::start(dir, fx)?;
-    let mut cmd = command(proc_.pid(), &probes);
-    let shown = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| Error::Command {
-            command: shown.clone(),
-            detail: e.to_string(),
-        })?;
-    let mut stderr = child.stderr.take().expect("piped");
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let out = BufReader::new(child.stdout.take().expect("piped"));
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(std::result::Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + limit;
-    let mut ready = false;
-    while Instant::now() < deadline {
-        match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(l) if l.trim() == "READY" => {
-                ready = true;
-                break;
-            }
-            Ok(_) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(_) => break,
-        }
-    }
+    let mut peer = Peer::start(command(proc_.pid(), &probes))?;
     let mut run = Run::default();
-    if !ready {
-        signal_group(child.id(), SIGKILL);
-        let _ = child.wait();
-        let err = err_reader.join().unwrap_or_default();
+    if !peer.wait_for(limit, |l| l.trim() == "READY") {
+        let err = peer.kill();
         let last = err
             .lines()
             .rev()
@@ -132,17 +88,7 @@ pub(crate) fn run_protocol(
     let (_, stdout) = proc_.release(limit, || {})?;
     run.stdout = stdout;
     std::thread::sleep(Duration::from_millis(200));
-    signal_group(child.id(), SIGINT);
-    let stop = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < stop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    signal_group(child.id(), SIGKILL);
-    let _ = child.wait();
-    for line in rx.try_iter() {
+    for line in peer.stop() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
             continue;
         };
