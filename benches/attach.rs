@@ -10,15 +10,6 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use usdtkit::bench::{measure, scale_fixture};
 use usdtkit::check::run::Waiting;
 
-fn root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// (name, probes, sites per probe, processes, implementations)
 const SHAPES: &[(&str, usize, usize, usize, &[&str])] = &[
     (
@@ -45,7 +36,7 @@ const SHAPES: &[(&str, usize, usize, usize, &[&str])] = &[
 ];
 
 fn attach(c: &mut Criterion) {
-    if !root() {
+    if !usdtkit::sys::process::is_root() {
         eprintln!("benches/attach: skipped: attaching uprobes needs root");
         return;
     }

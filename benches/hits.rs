@@ -10,17 +10,8 @@ use usdtkit::bench::hit_cost;
 
 const HITS: u64 = 200_000;
 
-fn root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 fn hits(c: &mut Criterion) {
-    if !root() {
+    if !usdtkit::sys::process::is_root() {
         eprintln!("benches/hits: skipped: attaching uprobes needs root");
         return;
     }

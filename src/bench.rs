@@ -73,7 +73,8 @@ fn ms(d: Duration) -> f64 {
 /// Attach and detach once with `implementation` on `binary` (any process).
 pub fn measure(implementation: &str, binary: &Path) -> Result<Timing> {
     let path = binary.to_string_lossy().into_owned();
-    match implementation {
+    // (attach time, detach time, kernel links, sites) per implementation.
+    let (attach, detach, links, sites) = match implementation {
         "usdtkit" => {
             let mut s = MaybeUninit::uninit();
             let mut rec = Recorder::load(&mut s, RecorderOptions::default())?;
@@ -83,13 +84,7 @@ pub fn measure(implementation: &str, binary: &Path) -> Result<Timing> {
             let (links, sites) = (link.link_count(), link.sites().len());
             let t = Instant::now();
             rec.detach_all();
-            Ok(Timing {
-                implementation: implementation.into(),
-                attach_ms: ms(attach),
-                detach_ms: ms(t.elapsed()),
-                links,
-                sites,
-            })
+            (attach, t.elapsed(), links, sites)
         }
         "libbpf" => {
             let mut s = MaybeUninit::uninit();
@@ -104,16 +99,9 @@ pub fn measure(implementation: &str, binary: &Path) -> Result<Timing> {
             if let Some((p, why)) = a.refused.first() {
                 return Err(Error::Invalid(format!("libbpf refused {p}: {why}")));
             }
-            let links = a.attached.len();
             let t = Instant::now();
             rec.detach_all();
-            Ok(Timing {
-                implementation: implementation.into(),
-                attach_ms: ms(attach),
-                detach_ms: ms(t.elapsed()),
-                links,
-                sites: 0,
-            })
+            (attach, t.elapsed(), a.attached.len(), 0)
         }
         "kernel" => {
             // The floor: offsets computed beforehand, one uprobe_multi link, no specs.
@@ -128,18 +116,21 @@ pub fn measure(implementation: &str, binary: &Path) -> Result<Timing> {
             let attach = t.elapsed();
             let t = Instant::now();
             drop(link);
-            Ok(Timing {
-                implementation: implementation.into(),
-                attach_ms: ms(attach),
-                detach_ms: ms(t.elapsed()),
-                links: 1,
-                sites: offsets.len(),
-            })
+            (attach, t.elapsed(), 1, offsets.len())
         }
-        other => Err(Error::Invalid(format!(
-            "unknown implementation `{other}` (usdtkit, libbpf, kernel)"
-        ))),
-    }
+        other => {
+            return Err(Error::Invalid(format!(
+                "unknown implementation `{other}` (usdtkit, libbpf, kernel)"
+            )))
+        }
+    };
+    Ok(Timing {
+        implementation: implementation.into(),
+        attach_ms: ms(attach),
+        detach_ms: ms(detach),
+        links,
+        sites,
+    })
 }
 
 /// Run the comparison: build (or reuse) the fixture, start `procs` processes, measure each

@@ -93,14 +93,7 @@ fn low12(regs: &Regs, op: &str, base: &str, reloc: &str) -> Result<Location, Arg
     let symbol = d
         .symbol
         .ok_or_else(|| syntax(op, "`:lo12:` without a symbol"))?;
-    Ok(Location::Symbol {
-        symbol: symbol.to_string(),
-        offset: d.offset,
-        base: None,
-        index: None,
-        scale: 1,
-        address: None,
-    })
+    Ok(Location::symbol_itself(symbol, d.offset))
 }
 
 fn write(regs: &Regs, loc: &Location, out: &mut String) -> bool {

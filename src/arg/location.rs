@@ -125,6 +125,20 @@ pub enum Location {
 }
 
 impl Location {
+    /// The memory at a symbol's own address plus `offset` (no registers): what `sym(%rip)`
+    /// without an index, a bare i386 `counter`, aarch64 `[xN, #:lo12:sym]` and mips
+    /// `%got_ofst(sym)($N)` all mean. The address is filled in when the file's symbols are.
+    pub fn symbol_itself(symbol: &str, offset: i64) -> Location {
+        Location::Symbol {
+            symbol: symbol.to_string(),
+            offset,
+            base: None,
+            index: None,
+            scale: 1,
+            address: None,
+        }
+    }
+
     /// Short name of the location kind, as JSON's `kind` field gives it.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -98,14 +98,7 @@ fn relocated(regs: &Regs, op: &str) -> Result<Option<Location>, ArgErrorKind> {
     let symbol = d
         .symbol
         .ok_or_else(|| syntax(op, "relocation without a symbol"))?;
-    Ok(Some(Location::Symbol {
-        symbol: symbol.to_string(),
-        offset: d.offset,
-        base: None,
-        index: None,
-        scale: 1,
-        address: None,
-    }))
+    Ok(Some(Location::symbol_itself(symbol, d.offset)))
 }
 
 /// The first `$t0`..`$t3` in `op`, in any case.

@@ -334,14 +334,7 @@ impl ArchDecoder for X86 {
         }
         let Some(inner) = inner else {
             return match d.symbol {
-                Some(sym) => Ok(Location::Symbol {
-                    symbol: sym.to_string(),
-                    offset: d.offset,
-                    base: None,
-                    index: None,
-                    scale: 1,
-                    address: None,
-                }),
+                Some(sym) => Ok(Location::symbol_itself(sym, d.offset)),
                 None if disp.is_empty() => Err(syntax("empty operand".into())),
                 None => Err(syntax(
                     "absolute memory address without a symbol is not supported".into(),

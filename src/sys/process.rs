@@ -91,3 +91,13 @@ pub fn signal_group(pgid: u32, signal: libc::c_int) {
 pub const SIGINT: libc::c_int = libc::SIGINT;
 /// SIGKILL, for [`signal_group`].
 pub const SIGKILL: libc::c_int = libc::SIGKILL;
+
+/// Whether this process runs as root (attaching uprobes and loading BPF programs need it).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}

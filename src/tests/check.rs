@@ -34,6 +34,14 @@ fn corpus() -> &'static (PathBuf, Manifest) {
     })
 }
 
+/// The gcc -O0 C fixture of the quick corpus.
+fn c_fixture(m: &Manifest) -> &gen::Fixture {
+    m.fixtures
+        .iter()
+        .find(|f| f.name.starts_with("c-gcc-O0"))
+        .expect("the quick corpus has a gcc -O0 fixture")
+}
+
 fn counts(
     report: &check::report::Report,
     name: &str,
@@ -135,11 +143,7 @@ fn script(name: &str, body: &str) -> String {
 fn external_protocol_with_a_working_peer() {
     let Some(_g) = privileged() else { return };
     let (dir, m) = corpus();
-    let fx = m
-        .fixtures
-        .iter()
-        .find(|f| f.name.starts_with("c-gcc-O0"))
-        .unwrap();
+    let fx = c_fixture(m);
     // A peer made of `usdtkit trace`, speaking the protocol: attach, say READY, print hits.
     let bin = env!("CARGO_BIN_EXE_usdtkit");
     let exe = dir.join(&fx.binary);
@@ -178,11 +182,7 @@ for line in sys.stdin:
 fn crashing_hanging_and_broken_cases_end_with_clear_outcomes() {
     let Some(_g) = privileged() else { return };
     let (dir, m) = corpus();
-    let fx = m
-        .fixtures
-        .iter()
-        .find(|f| f.name.starts_with("c-gcc-O0"))
-        .unwrap();
+    let fx = c_fixture(m);
     let crash = impls::by_name(&format!(
         "ext:{}",
         script("crash", "echo 'segfault in probe parser' >&2; exit 139")

@@ -112,10 +112,5 @@ pub fn our_notes(usdt: &usdtkit::UsdtFile<'_>) -> Vec<ReadelfNote> {
 
 /// Whether this process runs as root (BPF programs and uprobes need it).
 pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
+    usdtkit::sys::process::is_root()
 }
