@@ -22,6 +22,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # - bpftrace, python3-bpfcc: peers the conformance harness runs (with gdb).
 # - gcc-<arch> cross compilers and their libc: the generator's fixtures for aarch64, arm,
 #   riscv64, s390x, powerpc64 (both byte orders) and mips64el.
+# - qemu-user, gdb-multiarch: run those fixtures under user-mode emulation and read their
+#   registers and memory at each probe (the value check of foreign-architecture decoders).
 APT_PACKAGES=(
   binutils gcc g++ libc6-dev
   python3.11-minimal postgresql-15 openjdk-17-jre-headless libstdc++6
@@ -33,6 +35,7 @@ APT_PACKAGES=(
   gcc-powerpc64le-linux-gnu gcc-powerpc64-linux-gnu gcc-mips64el-linux-gnuabi64
   libc6-dev-arm64-cross libc6-dev-armhf-cross libc6-dev-riscv64-cross libc6-dev-s390x-cross
   libc6-dev-ppc64el-cross libc6-dev-ppc64-cross libc6-dev-mips64el-cross
+  qemu-user gdb-multiarch
 )
 
 missing=()

@@ -243,6 +243,7 @@ mod tests {
             arch: "x86_64".into(),
             args: vec![],
             runnable: true,
+            emulator: None,
             hits: hits
                 .into_iter()
                 .map(|(n, args)| Hit {

@@ -16,7 +16,8 @@ use self::impls::Implementation;
 use self::report::{ImplInfo, Report, Row};
 use crate::gen::Manifest;
 
-/// Run every implementation on every runnable fixture of the corpus in `dir`. An
+/// Run every implementation on every fixture of the corpus in `dir` that it runs (those of
+/// this machine's architecture, or foreign ones under emulation). An
 /// implementation that is not installed is listed with the reason; a fixture an adapter
 /// fails on gives `error` for each of its arguments, with the adapter's error.
 pub fn run_all(
@@ -42,20 +43,24 @@ pub fn run_all(
         })
         .collect();
     let mut report = Report::new(manifest, infos.clone());
-    let fixtures: Vec<_> = manifest.fixtures.iter().filter(|f| f.runnable).collect();
-    let runnable = infos.iter().filter(|i| i.version.is_some()).count();
+    let jobs: usize = implementations
+        .iter()
+        .zip(&infos)
+        .filter(|(_, info)| info.version.is_some())
+        .map(|(imp, _)| manifest.fixtures.iter().filter(|f| imp.runs(f)).count())
+        .sum();
     let bar = if progress {
-        ProgressBar::new((fixtures.len() * runnable) as u64)
+        ProgressBar::new(jobs as u64)
     } else {
         ProgressBar::hidden()
     };
     bar.set_style(
         ProgressStyle::with_template("checking {bar:30} {pos}/{len} {msg}").expect("template"),
     );
-    for fx in fixtures {
+    for fx in &manifest.fixtures {
         let classes = report::classes(dir, fx);
         for (imp, info) in implementations.iter().zip(&infos) {
-            if info.version.is_none() {
+            if info.version.is_none() || !imp.runs(fx) {
                 continue;
             }
             bar.set_message(format!("{} {}", info.name, fx.name));

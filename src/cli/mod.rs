@@ -66,7 +66,8 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Implementations, comma-separated: usdtkit, usdtkit-perf, libbpf, bpftrace, bcc,
-        /// gdb, ext:COMMAND, or all.
+        /// gdb, usdtkit-qemu and gdb-qemu (foreign-architecture fixtures under qemu-user),
+        /// ext:COMMAND, or all.
         #[arg(long = "impl", value_delimiter = ',', default_value = "all")]
         impls: Vec<String>,
         /// Where to write the reports (default: CORPUS/report).

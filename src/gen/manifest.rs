@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// Version of the manifest format.
-pub const MANIFEST_VERSION: u32 = 1;
+pub const MANIFEST_VERSION: u32 = 2;
 
 /// The line prefix a fixture prints on stdout for a value only known at run time:
 /// `usdtkit-rt HIT ARG VALUE` (hit index in the fixture's expected hits, 0-based argument
@@ -56,8 +56,20 @@ pub struct Fixture {
     pub args: Vec<String>,
     /// Whether it can run on this machine (foreign-architecture fixtures cannot).
     pub runnable: bool,
+    /// How a foreign-architecture fixture runs under user-mode emulation, when it can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emulator: Option<Emulator>,
     /// The hits, in the order the fixture fires them.
     pub hits: Vec<Hit>,
+}
+
+/// A user-mode emulator for a foreign-architecture fixture: `COMMAND -L SYSROOT PROGRAM`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Emulator {
+    /// The emulator (`qemu-aarch64`...), found on `PATH`.
+    pub command: String,
+    /// Where the target's dynamic loader and libraries are (`/usr/aarch64-linux-gnu`).
+    pub sysroot: PathBuf,
 }
 
 /// One expected probe hit.
@@ -145,8 +157,17 @@ impl Manifest {
             path: path.clone(),
             source,
         })?;
-        serde_json::from_str(&text)
-            .map_err(|e| Error::Invalid(format!("{}: not a usdtkit manifest: {e}", path.display())))
+        let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+            Error::Invalid(format!("{}: not a usdtkit manifest: {e}", path.display()))
+        })?;
+        if m.version != MANIFEST_VERSION {
+            return Err(Error::Invalid(format!(
+                "{}: manifest version {}, this usdtkit reads version {MANIFEST_VERSION}: rebuild the corpus with `usdtkit gen`",
+                path.display(),
+                m.version
+            )));
+        }
+        Ok(m)
     }
 
     /// Write `DIR/manifest.json`.

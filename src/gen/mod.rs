@@ -23,7 +23,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use self::compile::Toolchain;
 use self::csrc::{HitSpec, Target};
-pub use self::manifest::{Expected, Fixture, Hit, IntValue, Manifest};
+pub use self::manifest::{Emulator, Expected, Fixture, Hit, IntValue, Manifest};
 use self::rng::Rng;
 use crate::error::{Error, Result};
 
@@ -126,51 +126,68 @@ pub fn default_out_dir(profile: &Profile, seed: u64) -> PathBuf {
         .join(format!("{}-{seed}", profile.name().replace(':', "-")))
 }
 
-/// Cross compilers the default profile builds C fixtures with when installed: (Debian
-/// compiler, Rust target triple for the `cc` crate, architecture, 64-bit).
-const CROSS: &[(&str, &str, crate::Arch, bool)] = &[
-    (
-        "aarch64-linux-gnu-gcc",
-        "aarch64-unknown-linux-gnu",
-        crate::Arch::Aarch64,
-        true,
-    ),
-    (
-        "arm-linux-gnueabihf-gcc",
-        "armv7-unknown-linux-gnueabihf",
-        crate::Arch::Arm,
-        false,
-    ),
-    (
-        "riscv64-linux-gnu-gcc",
-        "riscv64gc-unknown-linux-gnu",
-        crate::Arch::Riscv64,
-        true,
-    ),
-    (
-        "s390x-linux-gnu-gcc",
-        "s390x-unknown-linux-gnu",
-        crate::Arch::S390x,
-        true,
-    ),
-    (
-        "powerpc64le-linux-gnu-gcc",
-        "powerpc64le-unknown-linux-gnu",
-        crate::Arch::Powerpc64,
-        true,
-    ),
-    (
-        "powerpc64-linux-gnu-gcc",
-        "powerpc64-unknown-linux-gnu",
-        crate::Arch::Powerpc64,
-        true,
-    ),
-    (
-        "mips64el-linux-gnuabi64-gcc",
-        "mips64el-unknown-linux-gnuabi64",
-        crate::Arch::Mips,
-        true,
-    ),
+/// A cross compiler the default profile builds C fixtures with when it is installed.
+struct Cross {
+    /// Debian's compiler command; its name without `-gcc` is the sysroot under `/usr`.
+    compiler: &'static str,
+    /// Rust target triple, for the `cc` crate.
+    target: &'static str,
+    arch: crate::Arch,
+    is_64: bool,
+    /// The user-mode emulator that runs the fixture (Debian `qemu-user`).
+    qemu: &'static str,
+}
+
+const CROSS: &[Cross] = &[
+    Cross {
+        compiler: "aarch64-linux-gnu-gcc",
+        target: "aarch64-unknown-linux-gnu",
+        arch: crate::Arch::Aarch64,
+        is_64: true,
+        qemu: "qemu-aarch64",
+    },
+    Cross {
+        compiler: "arm-linux-gnueabihf-gcc",
+        target: "armv7-unknown-linux-gnueabihf",
+        arch: crate::Arch::Arm,
+        is_64: false,
+        qemu: "qemu-arm",
+    },
+    Cross {
+        compiler: "riscv64-linux-gnu-gcc",
+        target: "riscv64gc-unknown-linux-gnu",
+        arch: crate::Arch::Riscv64,
+        is_64: true,
+        qemu: "qemu-riscv64",
+    },
+    Cross {
+        compiler: "s390x-linux-gnu-gcc",
+        target: "s390x-unknown-linux-gnu",
+        arch: crate::Arch::S390x,
+        is_64: true,
+        qemu: "qemu-s390x",
+    },
+    Cross {
+        compiler: "powerpc64le-linux-gnu-gcc",
+        target: "powerpc64le-unknown-linux-gnu",
+        arch: crate::Arch::Powerpc64,
+        is_64: true,
+        qemu: "qemu-ppc64le",
+    },
+    Cross {
+        compiler: "powerpc64-linux-gnu-gcc",
+        target: "powerpc64-unknown-linux-gnu",
+        arch: crate::Arch::Powerpc64,
+        is_64: true,
+        qemu: "qemu-ppc64",
+    },
+    Cross {
+        compiler: "mips64el-linux-gnuabi64-gcc",
+        target: "mips64el-unknown-linux-gnuabi64",
+        arch: crate::Arch::Mips,
+        is_64: true,
+        qemu: "qemu-mips64el",
+    },
 ];
 
 /// A program kind a fixture is built from.
@@ -199,7 +216,7 @@ fn job(kind: Kind, compiler: &str, opt: &str, pie: bool) -> Job {
         Kind::C { is_64: false } => ("c32", false, "i686-unknown-linux-gnu"),
         Kind::Structs => ("cxx", true, "x86_64-unknown-linux-gnu"),
         Kind::Asm => ("asm", false, "x86_64-unknown-linux-gnu"),
-        Kind::Cross(i) => ("cross", false, CROSS[i].1),
+        Kind::Cross(i) => ("cross", false, CROSS[i].target),
     };
     Job {
         name: format!(
@@ -255,8 +272,8 @@ fn jobs(profile: &Profile) -> Vec<Job> {
             v.push(job(Kind::Asm, "gcc", "2", true));
             v.push(job(Kind::Asm, "gcc", "2", false));
             for (i, c) in CROSS.iter().enumerate() {
-                let mut j = job(Kind::Cross(i), c.0, "2", true);
-                j.name = format!("cross-{}-O2", c.1);
+                let mut j = job(Kind::Cross(i), c.compiler, "2", true);
+                j.name = format!("cross-{}-O2", c.target);
                 v.push(j);
             }
             v
@@ -321,11 +338,11 @@ fn write_sources(dir: &Path, seed: u64) -> Result<Sources> {
         let p = csrc::generate(
             &mut stream(10 + i as u64),
             Target {
-                arch: c.2,
-                is_64: c.3,
+                arch: c.arch,
+                is_64: c.is_64,
             },
         );
-        let sub = src.join(format!("cross-{}", c.1));
+        let sub = src.join(format!("cross-{}", c.target));
         write(&sub.join("main.c"), &p.main_c)?;
         write(&sub.join("sem.c"), &p.sem_c)?;
         write(&sub.join("lib.c"), &p.lib_c)?;
@@ -364,7 +381,7 @@ fn build(dir: &Path, job: &Job, hits: &[HitSpec]) -> Result<Fixture> {
             let sub = match job.kind {
                 Kind::C { is_64: true } => "c64".to_string(),
                 Kind::C { is_64: false } => "c32".to_string(),
-                Kind::Cross(i) => format!("cross-{}", CROSS[i].1),
+                Kind::Cross(i) => format!("cross-{}", CROSS[i].target),
                 _ => unreachable!(),
             };
             let sub = sub.as_str();
@@ -409,7 +426,7 @@ fn build(dir: &Path, job: &Job, hits: &[HitSpec]) -> Result<Fixture> {
         }
     };
     let arch = match job.kind {
-        Kind::Cross(i) => CROSS[i].2.name(),
+        Kind::Cross(i) => CROSS[i].arch.name(),
         _ if job.tc.target.starts_with("i686") => "i386".to_string(),
         _ => "x86_64".to_string(),
     };
@@ -424,6 +441,13 @@ fn build(dir: &Path, job: &Job, hits: &[HitSpec]) -> Result<Fixture> {
         arch,
         args: vec![],
         runnable: !matches!(job.kind, Kind::Cross(_)),
+        emulator: match job.kind {
+            Kind::Cross(i) => Some(Emulator {
+                command: CROSS[i].qemu.to_string(),
+                sysroot: PathBuf::from("/usr").join(CROSS[i].compiler.trim_end_matches("-gcc")),
+            }),
+            _ => None,
+        },
         hits: hits
             .iter()
             .cloned()

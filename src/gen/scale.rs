@@ -115,6 +115,7 @@ pub(super) fn generate(
             arch: "x86_64".into(),
             args: vec![],
             runnable: true,
+            emulator: None,
             hits,
         }],
     })

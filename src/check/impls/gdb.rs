@@ -12,7 +12,7 @@ use crate::check::run::{output_within, probe_keys};
 use crate::error::{Error, Result};
 use crate::gen::Fixture;
 
-const SCRIPT: &str = include_str!("../../../fixtures/peers/gdb_usdt.py");
+pub(crate) const SCRIPT: &str = include_str!("../../../fixtures/peers/gdb_usdt.py");
 
 /// GNU gdb.
 #[derive(Debug, Clone, Copy)]
@@ -45,43 +45,48 @@ impl Implementation for Gdb {
             );
         let (_, stdout, stderr) = output_within(cmd, limit)?;
         let _ = std::fs::remove_file(&script);
-        let mut hits = Vec::new();
-        for line in stdout.lines() {
-            let Some(json) = line.strip_prefix("USDTKIT-GDB ") else {
-                continue;
-            };
-            let v: serde_json::Value = serde_json::from_str(json)
-                .map_err(|e| Error::Invalid(format!("gdb script output: {e}")))?;
-            let key = v["probe"].as_str().unwrap_or_default();
-            let (provider, name) = key.split_once(':').unwrap_or((key, ""));
-            let args = v["args"]
-                .as_array()
-                .map(|a| a.iter().map(observed).collect())
-                .unwrap_or_default();
-            hits.push(ObservedHit {
-                provider: provider.into(),
-                name: name.into(),
-                pc: None,
-                args,
-            });
-        }
-        let mut run = Run {
-            hits,
-            stdout,
-            ..Run::default()
-        };
-        // gdb says "No probe matching" for probes it cannot see: refused as a whole.
-        for key in probe_keys(fx) {
-            let (p, n) = key.split_once(':').unwrap_or_default();
-            let needle = format!("provider=`{p}', name=`{n}'");
-            if stderr.contains(&needle) && !run.hits.iter().any(|h| h.provider == p && h.name == n)
-            {
-                run.refused
-                    .insert(key, "gdb: no probe matching (note not understood)".into());
-            }
-        }
-        Ok(run)
+        parse_run(fx, stdout, &stderr)
     }
+}
+
+/// What the script printed: one hit per `USDTKIT-GDB` line; probes gdb said it could not
+/// find are refused as a whole.
+pub(crate) fn parse_run(fx: &Fixture, stdout: String, stderr: &str) -> Result<Run> {
+    let mut hits = Vec::new();
+    for line in stdout.lines() {
+        let Some(json) = line.strip_prefix("USDTKIT-GDB ") else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| Error::Invalid(format!("gdb script output: {e}")))?;
+        let key = v["probe"].as_str().unwrap_or_default();
+        let (provider, name) = key.split_once(':').unwrap_or((key, ""));
+        let args = v["args"]
+            .as_array()
+            .map(|a| a.iter().map(observed).collect())
+            .unwrap_or_default();
+        hits.push(ObservedHit {
+            provider: provider.into(),
+            name: name.into(),
+            pc: None,
+            args,
+        });
+    }
+    let mut run = Run {
+        hits,
+        stdout,
+        ..Run::default()
+    };
+    // gdb says "No probe matching" for probes it cannot see: refused as a whole.
+    for key in probe_keys(fx) {
+        let (p, n) = key.split_once(':').unwrap_or_default();
+        let needle = format!("provider=`{p}', name=`{n}'");
+        if stderr.contains(&needle) && !run.hits.iter().any(|h| h.provider == p && h.name == n) {
+            run.refused
+                .insert(key, "gdb: no probe matching (note not understood)".into());
+        }
+    }
+    Ok(run)
 }
 
 /// One argument as the script printed it.

@@ -8,6 +8,7 @@ pub mod bpftrace;
 pub mod external;
 pub mod gdb;
 pub mod libbpf;
+pub mod qemu;
 pub mod usdtkit;
 
 use std::path::Path;
@@ -23,6 +24,10 @@ pub trait Implementation {
     fn name(&self) -> String;
     /// Its version when it can run here, or why it cannot.
     fn detect(&self) -> std::result::Result<String, String>;
+    /// Whether it runs `fx`: by default, the fixtures that run on this machine.
+    fn runs(&self, fx: &Fixture) -> bool {
+        fx.runnable
+    }
     /// Run one fixture (binary and libraries relative to `dir`) and return what was
     /// observed, within `limit`.
     fn run(&self, dir: &Path, fx: &Fixture, limit: Duration) -> Result<Run>;
@@ -42,6 +47,8 @@ pub fn all() -> Vec<Box<dyn Implementation>> {
         Box::new(bpftrace::Bpftrace),
         Box::new(bcc::Bcc),
         Box::new(gdb::Gdb),
+        Box::new(qemu::UsdtkitQemu),
+        Box::new(qemu::GdbQemu),
     ]
 }
 

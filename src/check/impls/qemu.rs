@@ -1,0 +1,468 @@
+//! Foreign-architecture fixtures under user-mode emulation, with gdb-multiarch attached to
+//! qemu's gdb stub (`fixtures/peers/qemu_connect.py`). Two implementations run this way:
+//!
+//! - `gdb-qemu`: gdb's own USDT support (`fixtures/peers/gdb_usdt.py`) on the emulated
+//!   program, as the `gdb` implementation does natively.
+//! - `usdtkit-qemu`: usdtkit's decoding of a foreign-architecture fixture, checked on the
+//!   running program. The fixture runs under user-mode emulation (`qemu-ARCH -L SYSROOT -g
+//!   PORT`); gdb-multiarch stops it at every probe site and evaluates each argument as
+//!   usdtkit decoded it (registers and memory of the emulated process), through
+//!   `fixtures/peers/qemu_eval.py`. The values are compared with the manifest like any other
+//!   implementation's: a decoder that names the wrong register or offset reads a wrong value.
+//!
+//! What is evaluated mirrors what usdtkit's BPF side can read: arguments it refuses there
+//! (wider than 8 bytes, an 8-byte value in a 4-byte register, unresolved symbols) are refused
+//! here with the same reason, and floating-point registers, which a uprobe cannot read, are
+//! evaluated anyway (this check is about the decoder).
+
+use std::ffi::OsStr;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use object::{Object, ObjectSection};
+use serde_json::{json, Value};
+
+use super::{version_of, Implementation};
+use crate::arch::Arch;
+use crate::arg::{ArgSpec, Location, Reg, RegClass};
+use crate::check::compare::{Observed, ObservedHit, Run};
+use crate::check::run::{output_within, probe_keys, Peer};
+use crate::elf::ByteOrder;
+use crate::error::{Error, Result};
+use crate::gen::Fixture;
+use crate::probe::MappedFile;
+
+const EVAL: &str = include_str!("../../../fixtures/peers/qemu_eval.py");
+const CONNECT: &str = include_str!("../../../fixtures/peers/qemu_connect.py");
+
+/// usdtkit's decoder, evaluated under qemu-user through gdb-multiarch.
+#[derive(Debug, Clone, Copy)]
+pub struct UsdtkitQemu;
+
+/// One site of the plan: what a hit means.
+struct PlanSite {
+    provider: String,
+    name: String,
+    pc: u64,
+    specs: Vec<Option<ArgSpec>>,
+}
+
+impl Implementation for UsdtkitQemu {
+    fn name(&self) -> String {
+        "usdtkit-qemu".into()
+    }
+
+    fn detect(&self) -> std::result::Result<String, String> {
+        let gdb = version_of("gdb-multiarch", "--version")?;
+        let qemu = version_of("qemu-aarch64", "--version")?;
+        Ok(format!(
+            "{} with {}",
+            env!("CARGO_PKG_VERSION"),
+            short(&qemu, &gdb)
+        ))
+    }
+
+    fn runs(&self, fx: &Fixture) -> bool {
+        fx.emulator.is_some()
+    }
+
+    fn run(&self, dir: &Path, fx: &Fixture, limit: Duration) -> Result<Run> {
+        let mut objects = Vec::new();
+        let mut sites = Vec::new();
+        let mut plan_sites = Vec::new();
+        let mut byte_order = ByteOrder::Little;
+        let mut word_bits = 64;
+        for (o, rel) in std::iter::once(&fx.binary).chain(&fx.libraries).enumerate() {
+            let path = canonical(&dir.join(rel))?;
+            let file = MappedFile::open(&path)?;
+            let usdt = file.usdt()?;
+            let text = object::File::parse(file.bytes())
+                .ok()
+                .and_then(|f| f.section_by_name(".text").map(|s| s.address()))
+                .ok_or_else(|| Error::Invalid(format!("{}: no .text section", path.display())))?;
+            if o == 0 {
+                byte_order = usdt.elf().byte_order;
+                word_bits = if usdt.elf().is_64 { 64 } else { 32 };
+            }
+            objects.push(json!({ "path": path, "text": text }));
+            for s in usdt.sites() {
+                let args: Vec<Value> = s
+                    .args
+                    .iter()
+                    .map(|a| match &a.decoded {
+                        Ok(spec) => recipe(usdt.arch(), word_bits, spec),
+                        Err(e) => json!({ "error": e.to_string() }),
+                    })
+                    .collect();
+                sites.push(json!({
+                    "object": o,
+                    "pc": s.pc,
+                    "semaphore": s.semaphore,
+                    "args": args,
+                }));
+                plan_sites.push(PlanSite {
+                    provider: s.provider.to_string(),
+                    name: s.name.to_string(),
+                    pc: s.pc,
+                    specs: s.args.iter().map(|a| a.decoded.clone().ok()).collect(),
+                });
+            }
+        }
+        let plan = json!({
+            "byte_order": if byte_order == ByteOrder::Little { "little" } else { "big" },
+            "word_bits": word_bits,
+            "objects": objects,
+            "sites": sites,
+        });
+        let plan_path = Scratch::new("plan.json", plan.to_string().as_bytes())?;
+        let session = debug_emulated(
+            dir,
+            fx,
+            limit,
+            EVAL,
+            &[("USDTKIT_QEMU_PLAN", plan_path.0.as_os_str())],
+        )?;
+        let (stdout, stderr) = (session.gdb_stdout, session.gdb_stderr);
+        let mut hits = Vec::new();
+        let mut exit = None;
+        for line in stdout.lines() {
+            if let Some(j) = line.strip_prefix("USDTKIT-QEMU-EXIT ") {
+                exit = serde_json::from_str::<Value>(j)
+                    .ok()
+                    .map(|v| v["code"].clone());
+                continue;
+            }
+            let Some(j) = line.strip_prefix("USDTKIT-QEMU ") else {
+                continue;
+            };
+            let v: Value = serde_json::from_str(j)
+                .map_err(|e| Error::Invalid(format!("qemu_eval.py output: {e}")))?;
+            let site = v["site"]
+                .as_u64()
+                .and_then(|i| plan_sites.get(i as usize))
+                .ok_or_else(|| Error::Invalid(format!("qemu_eval.py: unknown site in {j}")))?;
+            let values = v["args"].as_array().cloned().unwrap_or_default();
+            hits.push(ObservedHit {
+                provider: site.provider.clone(),
+                name: site.name.clone(),
+                pc: Some(site.pc),
+                args: values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| observed(site.specs.get(i).and_then(Option::as_ref), a))
+                    .collect(),
+            });
+        }
+        match exit {
+            Some(Value::Number(n)) if n.as_i64() == Some(0) => {}
+            other => {
+                let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+                return Err(Error::Invalid(format!(
+                    "{} under emulation: exit {:?}; gdb said: {}",
+                    fx.name,
+                    other,
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                )));
+            }
+        }
+        Ok(Run {
+            hits,
+            stdout: session.program_stdout,
+            ..Run::default()
+        })
+    }
+}
+
+/// gdb's own USDT support, on the emulated program.
+#[derive(Debug, Clone, Copy)]
+pub struct GdbQemu;
+
+impl Implementation for GdbQemu {
+    fn name(&self) -> String {
+        "gdb-qemu".into()
+    }
+
+    fn detect(&self) -> std::result::Result<String, String> {
+        let gdb = version_of("gdb-multiarch", "--version")?;
+        let qemu = version_of("qemu-aarch64", "--version")?;
+        Ok(short(&qemu, &gdb))
+    }
+
+    fn runs(&self, fx: &Fixture) -> bool {
+        fx.emulator.is_some()
+    }
+
+    fn run(&self, dir: &Path, fx: &Fixture, limit: Duration) -> Result<Run> {
+        let probes = serde_json::to_string(&probe_keys(fx)).expect("json");
+        let session = debug_emulated(
+            dir,
+            fx,
+            limit,
+            super::gdb::SCRIPT,
+            &[
+                ("USDTKIT_PROBES", OsStr::new(&probes)),
+                ("USDTKIT_GDB_START", OsStr::new("continue")),
+            ],
+        )?;
+        let mut run = super::gdb::parse_run(fx, session.gdb_stdout, &session.gdb_stderr)?;
+        run.stdout = session.program_stdout;
+        Ok(run)
+    }
+}
+
+/// What one emulated run printed.
+struct Session {
+    gdb_stdout: String,
+    gdb_stderr: String,
+    program_stdout: String,
+}
+
+/// Start `fx` under its emulator, waiting in the gdb stub, and run gdb-multiarch on it:
+/// `qemu_connect.py`, then `script` with `env`. Returns when gdb exits (or after `limit`).
+fn debug_emulated(
+    dir: &Path,
+    fx: &Fixture,
+    limit: Duration,
+    script: &str,
+    env: &[(&str, &OsStr)],
+) -> Result<Session> {
+    let emu = fx
+        .emulator
+        .as_ref()
+        .ok_or_else(|| Error::Invalid(format!("{}: no emulator for this fixture", fx.name)))?;
+    let program = canonical(&dir.join(&fx.binary))?;
+    let fixture_dir = program.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let connect = Scratch::new("connect.py", CONNECT.as_bytes())?;
+    let main = Scratch::new("script.py", script.as_bytes())?;
+    let port = free_port()?;
+    let mut emulator = Command::new(&emu.command);
+    emulator
+        .arg("-L")
+        .arg(&emu.sysroot)
+        .arg("-g")
+        .arg(port.to_string())
+        .arg(&program)
+        .args(&fx.args)
+        .current_dir(&fixture_dir);
+    let target = Peer::start(emulator)?;
+    let mut gdb = Command::new("gdb-multiarch");
+    gdb.args(["-batch", "-nx", "-x"])
+        .arg(&connect.0)
+        .arg("-x")
+        .arg(&main.0)
+        .env("USDTKIT_QEMU_PORT", port.to_string())
+        .env("USDTKIT_QEMU_PROGRAM", &program)
+        .env(
+            "USDTKIT_QEMU_SOLIB_PATH",
+            format!(
+                "{}:{}",
+                emu.sysroot.join("lib").display(),
+                fixture_dir.display()
+            ),
+        )
+        .envs(env.iter().copied());
+    let result = output_within(gdb, limit);
+    let program_stdout = target.stop().join("\n");
+    let (_, gdb_stdout, gdb_stderr) = result?;
+    Ok(Session {
+        gdb_stdout,
+        gdb_stderr,
+        program_stdout,
+    })
+}
+
+/// A temporary file, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str, data: &[u8]) -> Result<Scratch> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "usdtkit-qemu-{}-{}-{name}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, data).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Scratch(path))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `qemu-aarch64 version 7.2.x` and `GNU gdb (...) 13.1` shortened for the report.
+fn short(qemu: &str, gdb: &str) -> String {
+    let q = qemu
+        .split_whitespace()
+        .skip_while(|w| *w != "version")
+        .nth(1)
+        .unwrap_or("?");
+    let g = gdb.split_whitespace().last().unwrap_or("?");
+    format!("qemu {q}, gdb {g}")
+}
+
+fn canonical(p: &Path) -> Result<PathBuf> {
+    p.canonicalize().map_err(|source| Error::Io {
+        path: p.to_path_buf(),
+        source,
+    })
+}
+
+/// A TCP port nobody listens on now (the emulator binds it a moment later).
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|source| Error::Io {
+        path: PathBuf::from("127.0.0.1:0"),
+        source,
+    })?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|source| Error::Io {
+            path: PathBuf::from("127.0.0.1:0"),
+            source,
+        })
+}
+
+/// gdb's name for a canonical register (where the two differ).
+fn gdb_name(arch: Arch, word_bits: u32, reg: Reg) -> String {
+    let name = reg.name();
+    let num = |p: &str| name.strip_prefix(p).and_then(|n| n.parse::<usize>().ok());
+    match arch {
+        Arch::Arm => match name {
+            "r13" => "sp".into(),
+            "r14" => "lr".into(),
+            "r15" => "pc".into(),
+            _ => name.into(),
+        },
+        Arch::Mips => match num("r") {
+            Some(n) if word_bits == 64 => MIPS_N64[n].into(),
+            Some(n) => MIPS_O32[n].into(),
+            None => name.into(),
+        },
+        _ => name.into(),
+    }
+}
+
+/// gdb's register names for mips n64 and o32 (`$4` is `a0` in both; `$8` is `a4` or `t0`).
+const MIPS_N64: [&str; 32] = [
+    "zero", "at", "v0", "v1", "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "t0", "t1", "t2",
+    "t3", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "t8", "t9", "k0", "k1", "gp", "sp", "s8",
+    "ra",
+];
+const MIPS_O32: [&str; 32] = [
+    "zero", "at", "v0", "v1", "a0", "a1", "a2", "a3", "t0", "t1", "t2", "t3", "t4", "t5", "t6",
+    "t7", "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "t8", "t9", "k0", "k1", "gp", "sp", "s8",
+    "ra",
+];
+
+/// gdb's name for a floating-point register read as a `size`-byte value.
+fn gdb_fp_name(arch: Arch, reg: Reg, size: u32) -> String {
+    let name = reg.name();
+    match (arch, name.strip_prefix('v')) {
+        (Arch::Aarch64, Some(n)) => format!("{}{n}", if size == 8 { 'd' } else { 's' }),
+        _ => name.into(),
+    }
+}
+
+/// How the evaluation script reads one decoded argument: the same reading usdtkit's BPF
+/// side does (see [`crate::attach::plan`]), over gdb's view of the emulated process.
+fn recipe(arch: Arch, word_bits: u32, spec: &ArgSpec) -> Value {
+    let size = spec.size;
+    if size > 8 {
+        return json!({ "error": format!("{size}-byte argument: a probe reads at most 8 bytes") });
+    }
+    let g = |r: &Reg| gdb_name(arch, word_bits, *r);
+    let mem = |regs: Vec<Value>, off: i64, bias: bool| json!({ "mem": regs, "off": off, "bias": bias, "size": size });
+    match &spec.location {
+        Location::Const(v) => json!({ "const": v, "size": size }),
+        Location::Reg { reg, shift } => {
+            if size * 8 > word_bits {
+                return json!({ "error": format!(
+                    "{size}-byte argument in a {}-byte register: the rest of the value is not in the note",
+                    word_bits / 8
+                ) });
+            }
+            json!({ "reg": g(reg), "shift": shift, "size": size })
+        }
+        Location::FpReg { reg } => json!({ "fp": gdb_fp_name(arch, *reg, size), "size": size }),
+        Location::Deref { base, offset } if base.def().class == RegClass::Ip => {
+            mem(vec![], *offset, true)
+        }
+        Location::Deref { base, offset } => mem(vec![json!([g(base), 1, null])], *offset, false),
+        Location::Sib {
+            base,
+            index,
+            scale,
+            offset,
+        } => {
+            let mut regs: Vec<Value> = base.iter().map(|b| json!([g(b), 1, null])).collect();
+            regs.push(json!([g(index), scale, null]));
+            mem(regs, *offset, false)
+        }
+        Location::Symbol {
+            symbol,
+            base,
+            index,
+            scale,
+            address,
+            ..
+        } => {
+            let Some(addr) = address else {
+                return json!({ "error": format!("symbol `{symbol}` is not resolved") });
+            };
+            let base = base.filter(|b| b.def().class != RegClass::Ip);
+            let mut regs: Vec<Value> = base.iter().map(|b| json!([g(b), 1, null])).collect();
+            regs.extend(index.iter().map(|i| json!([g(i), scale, null])));
+            // With a base register the symbol's link-time value is added as written; without
+            // one the operand is the symbol's own address, wherever the object is loaded.
+            mem(regs, *addr as i64, base.is_none())
+        }
+    }
+}
+
+/// One value the script printed, interpreted per the decoded argument (size, sign, float).
+fn observed(spec: Option<&ArgSpec>, v: &Value) -> Observed {
+    if let Some(e) = v.get("error") {
+        return Observed::Error(e.as_str().unwrap_or("unreadable").to_string());
+    }
+    if let Some(f) = v.get("float").and_then(Value::as_f64) {
+        return Observed::Float(f);
+    }
+    let Some(spec) = spec else {
+        return Observed::Error("argument not decoded".into());
+    };
+    let Some(bits) = v
+        .get("bits")
+        .and_then(|b| b.as_u64().or_else(|| b.as_i64().map(|i| i as u64)))
+    else {
+        return Observed::Error(format!("unexpected script output {v}"));
+    };
+    let width = 8 * spec.size.min(8);
+    let raw = if width == 64 {
+        bits
+    } else {
+        bits & ((1u64 << width) - 1)
+    };
+    if spec.float {
+        return match spec.size {
+            4 => Observed::Float(f64::from(f32::from_bits(raw as u32))),
+            8 => Observed::Float(f64::from_bits(raw)),
+            n => Observed::Error(format!("{n}-byte float")),
+        };
+    }
+    if spec.signed && width < 64 && raw >> (width - 1) & 1 == 1 {
+        Observed::Int(i128::from(raw) - (1i128 << width))
+    } else if spec.signed {
+        Observed::Int(i128::from(raw as i64))
+    } else {
+        Observed::Int(i128::from(raw))
+    }
+}
