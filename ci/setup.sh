@@ -21,7 +21,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 #   also builds the recorder BPF program.
 # - bpftrace, python3-bpfcc: peers the conformance harness runs (with gdb).
 # - gcc-<arch> cross compilers and their libc: the generator's fixtures for aarch64, arm,
-#   riscv64, s390x, powerpc64 (both byte orders) and mips64el.
+#   riscv64, s390x, powerpc64 (both byte orders) and mips64el; clang-19 and lld-19 for
+#   loongarch64 (Debian 12 has no LoongArch gcc or libc: a freestanding static build).
 # - qemu-user, gdb-multiarch: run those fixtures under user-mode emulation and read their
 #   registers and memory at each probe (the value check of foreign-architecture decoders).
 APT_PACKAGES=(
@@ -35,7 +36,7 @@ APT_PACKAGES=(
   gcc-powerpc64le-linux-gnu gcc-powerpc64-linux-gnu gcc-mips64el-linux-gnuabi64
   libc6-dev-arm64-cross libc6-dev-armhf-cross libc6-dev-riscv64-cross libc6-dev-s390x-cross
   libc6-dev-ppc64el-cross libc6-dev-ppc64-cross libc6-dev-mips64el-cross
-  qemu-user gdb-multiarch
+  clang-19 lld-19 qemu-user gdb-multiarch
 )
 
 missing=()

@@ -198,6 +198,7 @@ pub fn hit_loop_fixture() -> Result<PathBuf> {
         target: gen::compile::HOST.into(),
         opt: "2".into(),
         pie: true,
+        freestanding: false,
     };
     tc.link(
         &[dir.join("hit_loop.S"), dir.join("hit_loop_main.c")],

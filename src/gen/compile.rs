@@ -20,6 +20,10 @@ pub struct Toolchain {
     pub opt: String,
     /// Position-independent executable.
     pub pie: bool,
+    /// No C library for the target: a static executable built with `-ffreestanding
+    /// -nostdlib`, `usdtkit_fixture.h` supplying `_start` and the few functions the fixture
+    /// needs (`USDTKIT_FREESTANDING`).
+    pub freestanding: bool,
 }
 
 /// The host triple usdtkit was built for.
@@ -38,6 +42,9 @@ impl Toolchain {
         f.push(if self.pie { "-pie" } else { "-no-pie" }.into());
         if self.target.starts_with("i686") {
             f.push("-m32".into());
+        }
+        if self.freestanding {
+            f.extend(["-ffreestanding".into(), "-static".into()]);
         }
         f
     }
@@ -95,7 +102,21 @@ impl Toolchain {
         for dir in includes {
             cmd.arg("-I").arg(dir);
         }
-        if shared {
+        if self.freestanding {
+            // No dynamic loader: static, and not PIE (nothing would apply its relocations).
+            // clang's LoongArch backend crashes on sys/sdt.h's default `nor` operand
+            // constraint (memory operands); `nr` gives registers and immediates.
+            cmd.args([
+                "-ffreestanding",
+                "-nostdlib",
+                "-static",
+                "-fno-pie",
+                "-no-pie",
+                "-fuse-ld=lld",
+                "-DUSDTKIT_FREESTANDING",
+                "-DSTAP_SDT_ARG_CONSTRAINT=nr",
+            ]);
+        } else if shared {
             cmd.args(["-shared", "-fPIC"]);
         } else if self.pie {
             cmd.args(["-fPIE", "-pie"]);

@@ -77,6 +77,7 @@ impl Target {
             Arch::S390x => ["r10", "r11"],
             Arch::Powerpc64 | Arch::Powerpc => ["r14", "r15"],
             Arch::Mips => ["$16", "$17"],
+            Arch::Loongarch64 => ["$s0", "$s1"],
             _ => ["r12", "rbx"],
         }
     }

@@ -128,7 +128,7 @@ pub fn default_out_dir(profile: &Profile, seed: u64) -> PathBuf {
 
 /// A cross compiler the default profile builds C fixtures with when it is installed.
 struct Cross {
-    /// Debian's compiler command; its name without `-gcc` is the sysroot under `/usr`.
+    /// Debian's compiler command.
     compiler: &'static str,
     /// Rust target triple, for the `cc` crate.
     target: &'static str,
@@ -136,6 +136,11 @@ struct Cross {
     is_64: bool,
     /// The user-mode emulator that runs the fixture (Debian `qemu-user`).
     qemu: &'static str,
+    /// Where the target's C library is (Debian's `libc6-dev-*-cross`), for the emulator.
+    sysroot: &'static str,
+    /// No C library for the target in Debian: a static freestanding build (see
+    /// [`Toolchain::freestanding`]) without the shared library.
+    freestanding: bool,
 }
 
 const CROSS: &[Cross] = &[
@@ -145,6 +150,8 @@ const CROSS: &[Cross] = &[
         arch: crate::Arch::Aarch64,
         is_64: true,
         qemu: "qemu-aarch64",
+        sysroot: "/usr/aarch64-linux-gnu",
+        freestanding: false,
     },
     Cross {
         compiler: "arm-linux-gnueabihf-gcc",
@@ -152,6 +159,8 @@ const CROSS: &[Cross] = &[
         arch: crate::Arch::Arm,
         is_64: false,
         qemu: "qemu-arm",
+        sysroot: "/usr/arm-linux-gnueabihf",
+        freestanding: false,
     },
     Cross {
         compiler: "riscv64-linux-gnu-gcc",
@@ -159,6 +168,8 @@ const CROSS: &[Cross] = &[
         arch: crate::Arch::Riscv64,
         is_64: true,
         qemu: "qemu-riscv64",
+        sysroot: "/usr/riscv64-linux-gnu",
+        freestanding: false,
     },
     Cross {
         compiler: "s390x-linux-gnu-gcc",
@@ -166,6 +177,8 @@ const CROSS: &[Cross] = &[
         arch: crate::Arch::S390x,
         is_64: true,
         qemu: "qemu-s390x",
+        sysroot: "/usr/s390x-linux-gnu",
+        freestanding: false,
     },
     Cross {
         compiler: "powerpc64le-linux-gnu-gcc",
@@ -173,6 +186,8 @@ const CROSS: &[Cross] = &[
         arch: crate::Arch::Powerpc64,
         is_64: true,
         qemu: "qemu-ppc64le",
+        sysroot: "/usr/powerpc64le-linux-gnu",
+        freestanding: false,
     },
     Cross {
         compiler: "powerpc64-linux-gnu-gcc",
@@ -180,6 +195,8 @@ const CROSS: &[Cross] = &[
         arch: crate::Arch::Powerpc64,
         is_64: true,
         qemu: "qemu-ppc64",
+        sysroot: "/usr/powerpc64-linux-gnu",
+        freestanding: false,
     },
     Cross {
         compiler: "mips64el-linux-gnuabi64-gcc",
@@ -187,6 +204,18 @@ const CROSS: &[Cross] = &[
         arch: crate::Arch::Mips,
         is_64: true,
         qemu: "qemu-mips64el",
+        sysroot: "/usr/mips64el-linux-gnuabi64",
+        freestanding: false,
+    },
+    // Debian 12 has no LoongArch cross gcc or libc; clang 19 compiles for it.
+    Cross {
+        compiler: "clang-19",
+        target: "loongarch64-unknown-linux-gnu",
+        arch: crate::Arch::Loongarch64,
+        is_64: true,
+        qemu: "qemu-loongarch64",
+        sysroot: "/",
+        freestanding: true,
     },
 ];
 
@@ -229,6 +258,7 @@ fn job(kind: Kind, compiler: &str, opt: &str, pie: bool) -> Job {
             target: target.into(),
             opt: opt.into(),
             pie,
+            freestanding: false,
         },
         kind,
     }
@@ -272,7 +302,8 @@ fn jobs(profile: &Profile) -> Vec<Job> {
             v.push(job(Kind::Asm, "gcc", "2", true));
             v.push(job(Kind::Asm, "gcc", "2", false));
             for (i, c) in CROSS.iter().enumerate() {
-                let mut j = job(Kind::Cross(i), c.compiler, "2", true);
+                let mut j = job(Kind::Cross(i), c.compiler, "2", !c.freestanding);
+                j.tc.freestanding = c.freestanding;
                 j.name = format!("cross-{}-O2", c.target);
                 v.push(j);
             }
@@ -385,28 +416,34 @@ fn build(dir: &Path, job: &Job, hits: &[HitSpec]) -> Result<Fixture> {
                 _ => unreachable!(),
             };
             let sub = sub.as_str();
-            job.tc.link(
-                &[src.join(sub).join("lib.c")],
-                &dir.join(&lib_rel),
-                true,
-                &includes,
-                &[],
-            )?;
-            let extra = [
-                format!("-L{}", out.display()),
-                "-lusdtfix".into(),
-                "-Wl,-rpath,$ORIGIN".into(),
-            ];
-            let srcs = [src.join(sub).join("main.c"), src.join(sub).join("sem.c")];
-            job.tc
-                .link(&srcs, &dir.join(&exe_rel), false, &includes, &extra)?;
-            (
-                ["main.c", "sem.c", "lib.c"]
-                    .iter()
-                    .map(|f| rel(&format!("{sub}/{f}")))
-                    .collect(),
-                vec![lib_rel.clone()],
-            )
+            let sources = ["main.c", "sem.c", "lib.c"]
+                .iter()
+                .map(|f| rel(&format!("{sub}/{f}")))
+                .collect();
+            if job.tc.freestanding {
+                // One static executable: the library's probes are linked in.
+                let srcs = ["main.c", "sem.c", "lib.c"].map(|f| src.join(sub).join(f));
+                job.tc
+                    .link(&srcs, &dir.join(&exe_rel), false, &includes, &[])?;
+                (sources, vec![])
+            } else {
+                job.tc.link(
+                    &[src.join(sub).join("lib.c")],
+                    &dir.join(&lib_rel),
+                    true,
+                    &includes,
+                    &[],
+                )?;
+                let extra = [
+                    format!("-L{}", out.display()),
+                    "-lusdtfix".into(),
+                    "-Wl,-rpath,$ORIGIN".into(),
+                ];
+                let srcs = [src.join(sub).join("main.c"), src.join(sub).join("sem.c")];
+                job.tc
+                    .link(&srcs, &dir.join(&exe_rel), false, &includes, &extra)?;
+                (sources, vec![lib_rel.clone()])
+            }
         }
         Kind::Structs => {
             job.tc.link(
@@ -433,7 +470,7 @@ fn build(dir: &Path, job: &Job, hits: &[HitSpec]) -> Result<Fixture> {
     Ok(Fixture {
         name: job.name.clone(),
         binary: exe_rel.clone(),
-        libraries,
+        libraries: libraries.clone(),
         sources,
         compiler: job.tc.compiler.clone(),
         compiler_version: job.tc.version()?,
@@ -444,14 +481,14 @@ fn build(dir: &Path, job: &Job, hits: &[HitSpec]) -> Result<Fixture> {
         emulator: match job.kind {
             Kind::Cross(i) => Some(Emulator {
                 command: CROSS[i].qemu.to_string(),
-                sysroot: PathBuf::from("/usr").join(CROSS[i].compiler.trim_end_matches("-gcc")),
+                sysroot: PathBuf::from(CROSS[i].sysroot),
             }),
             _ => None,
         },
         hits: hits
             .iter()
             .cloned()
-            .map(|h| h.into_hit(&exe_rel, &lib_rel))
+            .map(|h| h.into_hit(&exe_rel, libraries.first().unwrap_or(&exe_rel)))
             .collect(),
     })
 }

@@ -77,6 +77,7 @@ pub(super) fn generate(
         target: super::compile::HOST.into(),
         opt: "0".into(),
         pie: true,
+        freestanding: false,
     };
     std::fs::create_dir_all(dir.join("scale")).map_err(|source| crate::Error::Io {
         path: dir.join("scale"),

@@ -38,6 +38,13 @@ fn corpus(name: &str) -> (PathBuf, Manifest) {
     (out, m)
 }
 
+fn arch_of<'m>(m: &'m Manifest, fixture: &str) -> &'m str {
+    m.fixtures
+        .iter()
+        .find(|f| f.name == fixture)
+        .map_or("?", |f| f.arch.as_str())
+}
+
 /// Outcomes per architecture for one implementation.
 fn per_arch(
     report: &check::report::Report,
@@ -70,7 +77,7 @@ fn decoded_arguments_give_the_manifest_values_under_qemu() {
     // Every cross compiler ci/setup.sh installs built its fixture.
     assert_eq!(
         cross.len(),
-        7,
+        8,
         "{:?}",
         cross.iter().map(|f| &f.name).collect::<Vec<_>>()
     );
@@ -81,7 +88,22 @@ fn decoded_arguments_give_the_manifest_values_under_qemu() {
         ours.keys().map(String::as_str).collect::<BTreeSet<_>>(),
         arches
     );
-    for (arch, counts) in &ours {
+    // Debian 12's gdb-multiarch cannot debug LoongArch: that fixture is refused as a whole,
+    // with the reason; every other architecture is checked by value.
+    let undebuggable: BTreeSet<&str> = report
+        .rows
+        .iter()
+        .filter(|r| r.result.detail.starts_with("gdb-multiarch cannot debug"))
+        .map(|r| arch_of(&m, &r.fixture))
+        .collect();
+    assert!(
+        undebuggable.is_subset(&BTreeSet::from(["loongarch64"])),
+        "{undebuggable:?}"
+    );
+    for (arch, counts) in ours
+        .iter()
+        .filter(|(a, _)| !undebuggable.contains(a.as_str()))
+    {
         assert!(counts[&Outcome::Pass] >= 100, "{arch}: {counts:?}");
         for bad in [Outcome::Wrong, Outcome::Missed, Outcome::Error] {
             assert!(!counts.contains_key(&bad), "{arch}: {counts:?}");
@@ -100,7 +122,8 @@ fn decoded_arguments_give_the_manifest_values_under_qemu() {
             assert!(
                 d.contains("-byte register: the rest of the value")
                     || d.contains("symbol `.L")
-                    || d.contains("sxtw"),
+                    || d.contains("sxtw")
+                    || d.starts_with("gdb-multiarch cannot debug"),
                 "{} {}: {d}",
                 r.fixture,
                 r.result.probe

@@ -19,6 +19,7 @@ use std::ffi::OsStr;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use object::{Object, ObjectSection};
@@ -69,6 +70,9 @@ impl Implementation for UsdtkitQemu {
     }
 
     fn run(&self, dir: &Path, fx: &Fixture, limit: Duration) -> Result<Run> {
+        if let Some(run) = gdb_lacks(fx) {
+            return Ok(run);
+        }
         let mut objects = Vec::new();
         let mut sites = Vec::new();
         let mut plan_sites = Vec::new();
@@ -195,6 +199,9 @@ impl Implementation for GdbQemu {
     }
 
     fn run(&self, dir: &Path, fx: &Fixture, limit: Duration) -> Result<Run> {
+        if let Some(run) = gdb_lacks(fx) {
+            return Ok(run);
+        }
         let probes = serde_json::to_string(&probe_keys(fx)).expect("json");
         let session = debug_emulated(
             dir,
@@ -210,6 +217,44 @@ impl Implementation for GdbQemu {
         run.stdout = session.program_stdout;
         Ok(run)
     }
+}
+
+/// A run refusing every probe of `fx` when this gdb-multiarch cannot debug its architecture
+/// (Debian 12's gdb 13 has no LoongArch): nothing can be read, and the report says why.
+fn gdb_lacks(fx: &Fixture) -> Option<Run> {
+    static ARCHES: OnceLock<String> = OnceLock::new();
+    let known = ARCHES.get_or_init(|| {
+        Command::new("gdb-multiarch")
+            .args(["-batch", "-nx", "-ex", "set architecture"])
+            .output()
+            .map(|o| {
+                let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
+                s.push_str(&String::from_utf8_lossy(&o.stderr));
+                s.to_ascii_lowercase()
+            })
+            .unwrap_or_default()
+    });
+    // gdb's names: aarch64, arm, riscv:rv64, s390:64-bit, powerpc:common64, mips, loongarch64.
+    let prefix = match fx.arch.as_str() {
+        "riscv64" | "riscv32" => "riscv",
+        "s390x" => "s390",
+        "powerpc64" => "powerpc",
+        a => a,
+    };
+    let listed = known
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .any(|w| w.starts_with(prefix));
+    (!listed).then(|| {
+        let mut run = Run::default();
+        run.refused.insert(
+            "*".into(),
+            format!(
+                "gdb-multiarch cannot debug {} here (not among its architectures)",
+                fx.arch
+            ),
+        );
+        run
+    })
 }
 
 /// What one emulated run printed.
