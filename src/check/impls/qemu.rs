@@ -22,7 +22,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use object::{Object, ObjectSection};
+use object::{Object, ObjectKind, ObjectSection};
 use serde_json::{json, Value};
 
 use super::{version_of, Implementation};
@@ -70,9 +70,19 @@ impl Implementation for UsdtkitQemu {
     }
 
     fn run(&self, dir: &Path, fx: &Fixture, limit: Duration) -> Result<Run> {
-        if let Some(run) = gdb_lacks(fx) {
-            return Ok(run);
-        }
+        // Without gdb for the architecture, the script speaks the remote protocol itself:
+        // for a static non-PIE executable of an architecture whose stub layout is known.
+        let raw = match gdb_lacks(fx) {
+            None => None,
+            Some(refusal) => match raw_layout(fx.arch.as_str()) {
+                Some(layout)
+                    if is_static_exec(&dir.join(&fx.binary)) && fx.libraries.is_empty() =>
+                {
+                    Some(layout)
+                }
+                _ => return Ok(refusal),
+            },
+        };
         let mut objects = Vec::new();
         let mut sites = Vec::new();
         let mut plan_sites = Vec::new();
@@ -119,6 +129,8 @@ impl Implementation for UsdtkitQemu {
             "word_bits": word_bits,
             "objects": objects,
             "sites": sites,
+            "raw_registers": raw.as_ref().map(|(regs, _)| regs),
+            "raw_pc": raw.as_ref().map(|(_, pc)| pc),
         });
         let plan_path = Scratch::new("plan.json", plan.to_string().as_bytes())?;
         let session = debug_emulated(
@@ -127,6 +139,7 @@ impl Implementation for UsdtkitQemu {
             limit,
             EVAL,
             &[("USDTKIT_QEMU_PLAN", plan_path.0.as_os_str())],
+            raw.is_some(),
         )?;
         let (stdout, stderr) = (session.gdb_stdout, session.gdb_stderr);
         let mut hits = Vec::new();
@@ -212,6 +225,7 @@ impl Implementation for GdbQemu {
                 ("USDTKIT_PROBES", OsStr::new(&probes)),
                 ("USDTKIT_GDB_START", OsStr::new("continue")),
             ],
+            false,
         )?;
         let mut run = super::gdb::parse_run(fx, session.gdb_stdout, &session.gdb_stderr)?;
         run.stdout = session.program_stdout;
@@ -257,6 +271,28 @@ fn gdb_lacks(fx: &Fixture) -> Option<Run> {
     })
 }
 
+/// The registers of qemu-user's gdb stub in 'g' packet order, and the name of the program
+/// counter, for architectures the script reads without gdb. LoongArch (qemu 7.2,
+/// `target/loongarch/gdbstub.c`, the layout of gdb's `loongarch-base64.xml`): `r0`..`r31`,
+/// `orig_a0`, `pc`, `badv`, 8 bytes each.
+fn raw_layout(arch: &str) -> Option<(Vec<String>, &'static str)> {
+    match arch {
+        "loongarch64" => {
+            let mut regs: Vec<String> = (0..32).map(|i| format!("r{i}")).collect();
+            regs.extend(["orig_a0", "pc", "badv"].map(String::from));
+            Some((regs, "pc"))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `path` is a non-PIE executable (`ET_EXEC`): loaded at its link-time addresses.
+fn is_static_exec(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|data| {
+        object::File::parse(&*data).is_ok_and(|f| f.kind() == ObjectKind::Executable)
+    })
+}
+
 /// What one emulated run printed.
 struct Session {
     gdb_stdout: String,
@@ -264,14 +300,16 @@ struct Session {
     program_stdout: String,
 }
 
-/// Start `fx` under its emulator, waiting in the gdb stub, and run gdb-multiarch on it:
-/// `qemu_connect.py`, then `script` with `env`. Returns when gdb exits (or after `limit`).
+/// Start `fx` under its emulator, waiting in the gdb stub, and run `script` with `env` on
+/// it: inside gdb-multiarch after `qemu_connect.py`, or (`raw`) as a plain python3 script
+/// speaking the remote protocol itself. Returns when the script exits (or after `limit`).
 fn debug_emulated(
     dir: &Path,
     fx: &Fixture,
     limit: Duration,
     script: &str,
     env: &[(&str, &OsStr)],
+    raw: bool,
 ) -> Result<Session> {
     let emu = fx
         .emulator
@@ -292,12 +330,19 @@ fn debug_emulated(
         .args(&fx.args)
         .current_dir(&fixture_dir);
     let target = Peer::start(emulator)?;
-    let mut gdb = Command::new("gdb-multiarch");
-    gdb.args(["-batch", "-nx", "-x"])
-        .arg(&connect.0)
-        .arg("-x")
-        .arg(&main.0)
-        .env("USDTKIT_QEMU_PORT", port.to_string())
+    let mut gdb = if raw {
+        let mut c = Command::new("python3");
+        c.arg(&main.0);
+        c
+    } else {
+        let mut c = Command::new("gdb-multiarch");
+        c.args(["-batch", "-nx", "-x"])
+            .arg(&connect.0)
+            .arg("-x")
+            .arg(&main.0);
+        c
+    };
+    gdb.env("USDTKIT_QEMU_PORT", port.to_string())
         .env("USDTKIT_QEMU_PROGRAM", &program)
         .env(
             "USDTKIT_QEMU_SOLIB_PATH",
