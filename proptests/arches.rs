@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use proptest::strategy::Union;
 use usdtkit::arg::{decode_one, decoder, RegClass, RegDef};
-use usdtkit::{decode_args, Arch, ArgSpec, Location, Reg};
+use usdtkit::{decode_args, Arch, ArgSpec, Extend, Location, Reg};
 
 /// What one architecture's grammar expresses beyond immediates and registers.
 struct Profile {
@@ -20,6 +20,8 @@ struct Profile {
     index_offsets: bool,
     /// Whether `:lo12:`-style operands give symbol locations.
     symbols: bool,
+    /// How index registers may be extended (besides taking the whole register).
+    extends: &'static [Extend],
 }
 
 const fn profile(arch: Arch, no_base: &'static [&'static str]) -> Profile {
@@ -30,6 +32,7 @@ const fn profile(arch: Arch, no_base: &'static [&'static str]) -> Profile {
         scales: &[],
         index_offsets: false,
         symbols: false,
+        extends: &[Extend::None],
     }
 }
 
@@ -38,6 +41,7 @@ const PROFILES: [Profile; 9] = [
         no_index: &["sp"],
         scales: &[1, 2, 4, 8],
         symbols: true,
+        extends: &[Extend::None, Extend::Sxtw, Extend::Uxtw],
         ..profile(Arch::Aarch64, &[])
     },
     Profile {
@@ -111,10 +115,12 @@ fn location(p: &'static Profile) -> impl Strategy<Value = Location> {
             prop::sample::select(indexes),
             prop::sample::select(p.scales),
             offsets,
+            prop::sample::select(p.extends),
         )
-            .prop_map(|(base, index, scale, offset)| Location::Sib {
+            .prop_map(|(base, index, scale, offset, extend)| Location::Sib {
                 base: Some(base),
                 index,
+                extend,
                 scale,
                 offset,
             });
@@ -200,6 +206,7 @@ fn locations_without_syntax_give_no_text() {
     let riscv_sib = Location::Sib {
         base: Some(reg(Arch::Riscv64, "a0")),
         index: reg(Arch::Riscv64, "a1"),
+        extend: Extend::None,
         scale: 1,
         offset: 0,
     };

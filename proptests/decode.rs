@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use usdtkit::arg::{decode_one, decoder};
-use usdtkit::{decode_args, Arch, ArgSpec, Location, Reg};
+use usdtkit::{decode_args, Arch, ArgSpec, Extend, Location, Reg};
 
 fn regs(arch: Arch, pred: impl Fn(&usdtkit::arg::RegDef) -> bool) -> Vec<Reg> {
     decoder(arch)
@@ -62,6 +62,7 @@ fn location(arch: Arch) -> impl Strategy<Value = Location> {
             .prop_map(|(base, index, scale, o)| Location::Sib {
                 base,
                 index,
+                extend: Extend::None,
                 scale,
                 offset: o
             }),

@@ -4,7 +4,8 @@
 //! is the same canonical register; the size prefix says how much of it counts), vector and
 //! floating-point registers `v0`..`v31` and their `q`, `d`, `s`, `h`, `b` views, immediates
 //! without a marker or with `#` (`5`, `#-5`), and memory `[base]`, `[base, off]`,
-//! `[base, #off]`, `[base, index]` and `[base, index, lsl #n]`.
+//! `[base, #off]`, `[base, index]`, `[base, index, lsl #n]` and extended 32-bit indexes
+//! `[base, wN, sxtw #n]` / `uxtw` (gcc's `a[i]` with an `int i`).
 //!
 //! `[x1, #:lo12:sym]` (also without `#`, and `sym+N`) is the second half of an `adrp x1, sym`
 //! pair: `x1` holds the symbol's 4 KiB page and `:lo12:` adds the low 12 bits, so the operand
@@ -16,7 +17,7 @@
 use super::forms::{bracketed, brackets, immediate_or_register, write_bracketed, Grammar};
 use super::grammar::{is_symbol, parse_displacement, syntax};
 use super::regs::{exact, numbered, place, run, Name, Regs, Role, EMPTY};
-use super::{Location, RegClass, RegDef};
+use super::{Extend, Location, RegClass, RegDef};
 use crate::arch::Arch;
 use crate::error::ArgErrorKind;
 
@@ -69,12 +70,54 @@ fn parse(regs: &Regs, op: &str) -> Result<Location, ArgErrorKind> {
     let Some(parts) = brackets(op)? else {
         return immediate_or_register(regs, op, Some('#'));
     };
-    if let [base, second] = parts[..] {
-        if let Some(reloc) = second.strip_prefix('#').unwrap_or(second).strip_prefix(':') {
-            return low12(regs, op, base, reloc);
+    match parts[..] {
+        [base, second] => {
+            if let Some(reloc) = second.strip_prefix('#').unwrap_or(second).strip_prefix(':') {
+                return low12(regs, op, base, reloc);
+            }
         }
+        [base, index, ext] => {
+            if let Some(loc) = extended_index(regs, op, base, index, ext)? {
+                return Ok(loc);
+            }
+        }
+        _ => {}
     }
     bracketed(regs, op, &parts)
+}
+
+/// `[base, wN, sxtw #n]` and `[base, wN, uxtw #n]` (the index's low 32 bits, extended, then
+/// shifted by 0 to 3), and `[base, xN, sxtx #n]` / `uxtx` (the whole register: the same as
+/// `lsl`). `None` when `ext` is not an extend operator.
+fn extended_index(
+    regs: &Regs,
+    op: &str,
+    base: &str,
+    index: &str,
+    ext: &str,
+) -> Result<Option<Location>, ArgErrorKind> {
+    let (name, amount) = ext.split_once([' ', '#']).unwrap_or((ext, ""));
+    let (extend, role) = match name.to_ascii_lowercase().as_str() {
+        "sxtw" => (Extend::Sxtw, Role::Index32),
+        "uxtw" => (Extend::Uxtw, Role::Index32),
+        "sxtx" | "uxtx" => (Extend::None, Role::Index),
+        _ => return Ok(None),
+    };
+    let amount = amount.trim_start().trim_start_matches('#');
+    let scale = match amount {
+        "" | "0" => 1,
+        "1" => 2,
+        "2" => 4,
+        "3" => 8,
+        _ => return Err(syntax(op, format!("index shift `{ext}` is not 0 to 3"))),
+    };
+    Ok(Some(Location::Sib {
+        base: Some(regs.address(base, op, Role::Base)?),
+        index: regs.address(index, op, role)?,
+        extend,
+        scale,
+        offset: 0,
+    }))
 }
 
 /// `[base, #:lo12:sym+N]`: `reloc` is the text after the first colon.
@@ -113,6 +156,28 @@ fn write(regs: &Regs, loc: &Location, out: &mut String) -> bool {
             }
             out.push(']');
             true
+        }
+        Location::Sib {
+            base: Some(base),
+            index,
+            extend: extend @ (Extend::Sxtw | Extend::Uxtw),
+            scale,
+            offset: 0,
+        } if matches!(scale, 1 | 2 | 4 | 8) => {
+            out.push('[');
+            let ok = regs.write_address(*base, Role::Base, out);
+            let Some(n) = index.name().strip_prefix('x') else {
+                return false;
+            };
+            out.push_str(", w");
+            out.push_str(n);
+            out.push_str(", ");
+            out.push_str(extend.name().unwrap_or_default());
+            if *scale > 1 {
+                out.push_str(&format!(" #{}", scale.trailing_zeros()));
+            }
+            out.push(']');
+            ok
         }
         _ => write_bracketed(regs, loc, "", out),
     }

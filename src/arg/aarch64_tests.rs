@@ -2,7 +2,7 @@
 
 use crate::arch::Arch;
 use crate::arg::testkit::*;
-use crate::arg::{decode_args, decode_one, Location};
+use crate::arg::{decode_args, decode_one, Extend, Location};
 
 const A: Arch = Arch::Aarch64;
 
@@ -66,6 +66,41 @@ fn memory_forms() {
             ("-1@[x0, x1]", sib(A, "x0", "x1", 1, 0)),
             ("8@[x2, x3, lsl #3]", sib(A, "x2", "x3", 8, 0)),
             ("4@[sp, x3, lsl 2]", sib(A, "sp", "x3", 4, 0)),
+        ],
+    );
+}
+
+#[test]
+fn extended_32_bit_index_registers() {
+    let ext = |base: &str, index: &str, extend, scale| Location::Sib {
+        base: Some(reg(A, base)),
+        index: reg(A, index),
+        extend,
+        scale,
+        offset: 0,
+    };
+    assert_decodes(
+        A,
+        &[
+            // gcc -O2 for `a[i]` with an `int i`, as the cross fixture's notes have it.
+            ("-4@[x6, w1, sxtw]", ext("x6", "x1", Extend::Sxtw, 1)),
+            ("-4@[x0, w1, sxtw 2]", ext("x0", "x1", Extend::Sxtw, 4)),
+            ("8@[sp, w3, sxtw #3]", ext("sp", "x3", Extend::Sxtw, 8)),
+            ("2@[x0, w30, uxtw #1]", ext("x0", "x30", Extend::Uxtw, 2)),
+            ("8@[x0, x1, sxtx #3]", ext("x0", "x1", Extend::None, 8)),
+            ("8@[x0, x1, UXTX]", ext("x0", "x1", Extend::None, 1)),
+        ],
+    );
+    assert_rejects(
+        A,
+        &[
+            "8@[x0, x1, sxtw]",
+            "8@[x0, w1, sxtx]",
+            "8@[x0, w1, sxtw #4]",
+            "8@[x0, wsp, sxtw]",
+            "8@[w0, w1, sxtw]",
+            "8@[x0, w1, sxtb]",
+            "8@[x0, w1]",
         ],
     );
 }
@@ -137,7 +172,6 @@ fn garbage_is_a_clear_error() {
             "8@[w0, 8]",
             "8@[v0]",
             "8@[x0, sp]",
-            "8@[x0, w1, sxtw]",
             "8@[x0, x1, lsl #4]",
             "8@[x0, x1, lsl #1, 8]",
             "8@[x0, foo]",
@@ -165,6 +199,9 @@ fn text_round_trips() {
             ("-4@[x22]", "-4@[x22]"),
             ("-1@[x0, x1]", "-1@[x0, x1]"),
             ("8@[x2, x3, lsl 3]", "8@[x2, x3, lsl #3]"),
+            ("-4@[x6, w1, sxtw]", "-4@[x6, w1, sxtw]"),
+            ("4@[x6, w1, uxtw 2]", "4@[x6, w1, uxtw #2]"),
+            ("8@[x0, x1, sxtx #3]", "8@[x0, x1, lsl #3]"),
             ("8f@d1", "8f@v1"),
             ("4@[x1, :lo12:counter+4]", "4@[x0, #:lo12:counter+4]"),
         ],

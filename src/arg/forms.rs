@@ -10,7 +10,7 @@ use super::grammar::{
     lsl_scale, numeric_displacement, parse_int, split_brackets, split_parens, syntax, write_parens,
 };
 use super::regs::{Regs, Role};
-use super::{ArchDecoder, Location, RegClass, RegDef};
+use super::{ArchDecoder, Extend, Location, RegClass, RegDef};
 use crate::arch::Arch;
 use crate::error::ArgErrorKind;
 
@@ -113,6 +113,7 @@ pub(crate) fn bracketed(regs: &Regs, op: &str, parts: &[&str]) -> Result<Locatio
     Ok(Location::Sib {
         base: Some(base),
         index,
+        extend: Extend::None,
         scale,
         offset: 0,
     })
@@ -132,6 +133,7 @@ pub(crate) fn write_bracketed(regs: &Regs, loc: &Location, imm: &str, out: &mut 
         Location::Sib {
             base: Some(base),
             index,
+            extend: Extend::None,
             scale,
             offset: 0,
         } if matches!(scale, 1 | 2 | 4 | 8) => {
@@ -181,6 +183,7 @@ pub(crate) fn parenthesized(
         }),
         [index, base] if pairs => Ok(Location::Sib {
             index: regs.address(index, op, Role::Index)?,
+            extend: Extend::None,
             base: Some(regs.address(base, op, Role::Base)?),
             scale: 1,
             offset,
@@ -204,6 +207,7 @@ pub(crate) fn write_paren_family<const PAIRS: bool>(
         Location::Sib {
             base: Some(base),
             index,
+            extend: Extend::None,
             scale: 1,
             offset,
         } if PAIRS => {
@@ -241,6 +245,7 @@ pub(crate) fn pair(
     Ok(Location::Sib {
         base: Some(base),
         index: regs.address(second, op, Role::Index)?,
+        extend: Extend::None,
         scale: 1,
         offset: 0,
     })
@@ -257,6 +262,7 @@ pub(crate) fn write_pair(regs: &Regs, loc: &Location, offsets: bool, out: &mut S
         Location::Sib {
             base: Some(base),
             index,
+            extend: Extend::None,
             scale: 1,
             offset: 0,
         } => {

@@ -68,6 +68,31 @@ impl Serialize for Reg {
     }
 }
 
+/// How an index register's value is widened before it is scaled: the whole register, or the
+/// low 32 bits of it sign- or zero-extended (aarch64 `[x0, w1, sxtw #2]`, which gcc emits for
+/// `a[i]` with an `int i`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Extend {
+    /// The whole register.
+    #[default]
+    None,
+    /// The low 32 bits, sign-extended (`sxtw`).
+    Sxtw,
+    /// The low 32 bits, zero-extended (`uxtw`).
+    Uxtw,
+}
+
+impl Extend {
+    /// The operator's name (`sxtw`, `uxtw`), `None` for the whole register.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Extend::None => None,
+            Extend::Sxtw => Some("sxtw"),
+            Extend::Uxtw => Some("uxtw"),
+        }
+    }
+}
+
 /// Where an argument's value is, once decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -87,12 +112,15 @@ pub enum Location {
         /// The folded displacement.
         offset: i64,
     },
-    /// Memory at `base + index * scale + offset` (base optional).
+    /// Memory at `base + extend(index) * scale + offset` (base optional).
     Sib {
         /// The base register, absent in `(,%rcx,8)`.
         base: Option<Reg>,
-        /// The index register.
+        /// The index register (the canonical full-width one, also when `extend` reads part
+        /// of it).
         index: Reg,
+        /// How the index register's value is widened first.
+        extend: Extend,
         /// 1, 2, 4 or 8.
         scale: u8,
         /// The folded displacement.
@@ -169,11 +197,13 @@ impl Serialize for Location {
             Location::Sib {
                 base,
                 index,
+                extend,
                 scale,
                 offset,
             } => {
                 m.serialize_entry("base", base)?;
                 m.serialize_entry("index", index)?;
+                m.serialize_entry("extend", &extend.name())?;
                 m.serialize_entry("scale", scale)?;
                 m.serialize_entry("offset", offset)?;
             }

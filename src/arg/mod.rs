@@ -25,7 +25,7 @@ mod x86;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-pub use self::location::{Location, Reg, RegClass, RegDef};
+pub use self::location::{Extend, Location, Reg, RegClass, RegDef};
 use crate::arch::Arch;
 use crate::error::{ArgError, ArgErrorKind};
 

@@ -165,6 +165,8 @@ pub(crate) struct Found {
 pub(crate) enum Role {
     Base,
     Index,
+    /// An index register named by its 32-bit view, to be extended (aarch64 `w1, sxtw`).
+    Index32,
 }
 
 /// An architecture's registers: the table, the names operands use, the addressing rules.
@@ -293,8 +295,16 @@ impl Regs {
         if def.class == RegClass::Vector {
             return Some("cannot address memory".into());
         }
-        if !found.full {
-            return Some("is not a full-width address register".into());
+        match (found.full, role) {
+            (false, Role::Base | Role::Index) => {
+                return Some("is not a full-width address register".into())
+            }
+            (true, Role::Index32) => {
+                return Some(
+                    "is not the 32-bit view of a register (what `sxtw`/`uxtw` extend)".into(),
+                )
+            }
+            _ => {}
         }
         match role {
             Role::Base => self
@@ -302,8 +312,9 @@ impl Regs {
                 .iter()
                 .find(|(n, _)| *n == def.name)
                 .map(|(_, why)| format!("cannot be a base register: {why}")),
-            Role::Index => (def.class == RegClass::Ip || self.no_index.contains(&def.name))
-                .then(|| "cannot be an index register".into()),
+            Role::Index | Role::Index32 => (def.class == RegClass::Ip
+                || self.no_index.contains(&def.name))
+            .then(|| "cannot be an index register".into()),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Helpers shared by the per-architecture unit tests: build expected locations by register
 //! name and check decoding, errors and round trips.
 
-use super::{decode_one, decoder, Location, Reg};
+use super::{decode_one, decoder, Extend, Location, Reg};
 use crate::arch::Arch;
 use crate::error::ArgErrorKind;
 
@@ -52,6 +52,7 @@ pub(crate) fn sib(arch: Arch, base: &str, index: &str, scale: u8, offset: i64) -
     Location::Sib {
         base: Some(reg(arch, base)),
         index: reg(arch, index),
+        extend: Extend::None,
         scale,
         offset,
     }

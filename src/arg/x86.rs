@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use super::grammar::{parse_displacement, split_parens};
-use super::{ArchDecoder, Location, Reg, RegClass, RegDef};
+use super::{ArchDecoder, Extend, Location, Reg, RegClass, RegDef};
 use crate::arch::Arch;
 use crate::error::ArgErrorKind;
 
@@ -381,6 +381,7 @@ impl ArchDecoder for X86 {
             (None, _, Some(index)) => Location::Sib {
                 base,
                 index,
+                extend: Extend::None,
                 scale,
                 offset: d.offset,
             },
@@ -433,6 +434,7 @@ impl ArchDecoder for X86 {
             Location::Sib {
                 base,
                 index,
+                extend: Extend::None,
                 scale,
                 offset,
             } => {
@@ -455,6 +457,8 @@ impl ArchDecoder for X86 {
                 }
                 regs(out, *base, *index, *scale);
             }
+            // x86 has no extended index registers.
+            Location::Sib { .. } => return false,
         }
         true
     }

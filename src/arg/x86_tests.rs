@@ -129,6 +129,7 @@ fn sib_shapes() {
         Location::Sib {
             base: Some(rax),
             index: rdx,
+            extend: Extend::None,
             scale: 8,
             offset: 0
         }
@@ -138,6 +139,7 @@ fn sib_shapes() {
         Location::Sib {
             base: Some(rbx),
             index: rcx,
+            extend: Extend::None,
             scale: 1,
             offset: 0
         }
@@ -147,6 +149,7 @@ fn sib_shapes() {
         Location::Sib {
             base: Some(r64("rbp")),
             index: rax,
+            extend: Extend::None,
             scale: 4,
             offset: -20
         }
@@ -156,6 +159,7 @@ fn sib_shapes() {
         Location::Sib {
             base: None,
             index: rcx,
+            extend: Extend::None,
             scale: 8,
             offset: 16
         }
@@ -165,6 +169,7 @@ fn sib_shapes() {
         Location::Sib {
             base: None,
             index: rcx,
+            extend: Extend::None,
             scale: 1,
             offset: 0
         }

@@ -6,12 +6,13 @@
 //! shared libraries), `%ah`-style high bytes a register read at `reg_off + 1`, summed
 //! displacements are already folded, and `f`-marked values in general registers or memory
 //! are read as raw bits. What no spec can express (`%xmm`, sizes above 8, an 8-byte value in
-//! a 4-byte register, SIB without a base at scale 4 or 8, SIB on libbpf <= 1.6) becomes an
-//! unreadable argument with its reason: the probe still attaches.
+//! a 4-byte register, SIB without a base at scale 4 or 8, SIB on libbpf <= 1.6, an index
+//! register extended from 32 bits) becomes an unreadable argument with its reason: the probe
+//! still attaches.
 
 use super::spec::{ArgEncoding, ArgType, Layout};
 use crate::arch::Arch;
-use crate::arg::{decoder, ArgSpec, Location, Reg, RegClass};
+use crate::arg::{decoder, ArgSpec, Extend, Location, Reg, RegClass};
 use crate::probe::Site;
 
 /// The bytes of an x86 `nop; nop5` site (libbpf's `usdt.h` with the optimized-uprobe
@@ -130,8 +131,20 @@ pub fn encode_arg(
             }
         }
         Location::Sib {
+            extend: ext @ (Extend::Sxtw | Extend::Uxtw),
+            index,
+            ..
+        } => {
+            return Err(format!(
+                "index register {index} read as its low 32 bits, {}-extended ({}): libbpf's SIB spec reads the whole register",
+                if *ext == Extend::Sxtw { "sign" } else { "zero" },
+                ext.name().unwrap_or_default()
+            ))
+        }
+        Location::Sib {
             base,
             index,
+            extend: Extend::None,
             scale,
             offset,
         } => match base {
@@ -240,5 +253,44 @@ pub fn plan_site(
         ref_ctr_offset: site.semaphore_file_offset.unwrap_or(0),
         args,
         unreadable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arg::decode_one;
+
+    fn encode(arch: Arch, text: &str) -> Result<ArgEncoding, String> {
+        let spec = decode_one(arch, text).expect("decodes");
+        encode_arg(arch, Layout::V2, &spec, 0x1000)
+    }
+
+    #[test]
+    fn what_no_spec_expresses_is_refused_with_the_reason() {
+        let why = encode(Arch::Aarch64, "-4@[x6, w1, sxtw]").unwrap_err();
+        assert!(why.contains("sign-extended (sxtw)"), "{why}");
+        let why = encode(Arch::Aarch64, "4@[x6, w1, uxtw #2]").unwrap_err();
+        assert!(why.contains("zero-extended (uxtw)"), "{why}");
+        let why = encode(Arch::X86_64, "8@%xmm0").unwrap_err();
+        assert!(why.contains("vector register"), "{why}");
+        let why = encode(Arch::X86_64, "16@(%rsp)").unwrap_err();
+        assert!(why.contains("16-byte"), "{why}");
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn x86_forms_beyond_libbpf() {
+        // `%ah`: rax's pt_regs slot plus one byte.
+        let e = encode(Arch::X86_64, "1@%ah").unwrap();
+        assert_eq!((e.arg_type, e.reg_off), (ArgType::Reg, 80 + 1));
+        // A resolved symbol: relative to the attach address, off the IP register.
+        let mut spec = decode_one(Arch::X86_64, "-4@counter+4(%rip)").unwrap();
+        if let Location::Symbol { address, .. } = &mut spec.location {
+            *address = Some(0x3004);
+        }
+        let e = encode_arg(Arch::X86_64, Layout::V2, &spec, 0x1000).unwrap();
+        assert_eq!((e.arg_type, e.reg_off), (ArgType::RegDeref, 128));
+        assert_eq!(e.val_off, 0x2004);
     }
 }

@@ -211,20 +211,25 @@ impl Emitter {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        // `usdtkit_bytes_end[-1 - 2 * i]` is a negative `int` index: where the index is a
+        // 32-bit register view, it must be sign-extended (aarch64 `[x1, w2, sxtw]`).
         let _ = writeln!(
             self.globals,
-            "int32_t usdtkit_arr[8] = {{ {} }};\nuint8_t usdtkit_bytes[8] = {{ {} }};",
+            "int32_t usdtkit_arr[8] = {{ {} }};\nuint8_t usdtkit_bytes[8] = {{ {} }};\n\
+             uint8_t *const usdtkit_bytes_end = usdtkit_bytes + 7;",
             lit(&arr),
             lit(&bytes)
         );
         let _ = writeln!(
             self.body,
-            "    for (int i = 0; i < 3; i++)\n        STAP_PROBE3({PROVIDER}, array, i, \
-             usdtkit_arr[i + usdtkit_zero], usdtkit_bytes[2 * i + usdtkit_zero]);"
+            "    for (int i = 0; i < 3; i++)\n        STAP_PROBE4({PROVIDER}, array, i, \
+             usdtkit_arr[i + usdtkit_zero], usdtkit_bytes[2 * i + usdtkit_zero], \
+             usdtkit_bytes_end[-1 - 2 * i + usdtkit_zero]);"
         );
         for i in 0..3 {
             let idx = Value::Int(CType::I32, i as i128);
-            self.hit("array", &[idx, arr[i].clone(), bytes[2 * i].clone()]);
+            let back = bytes[6 - 2 * i].clone();
+            self.hit("array", &[idx, arr[i].clone(), bytes[2 * i].clone(), back]);
         }
         // Unrolled: at -O2 and above one site per iteration.
         let _ = writeln!(

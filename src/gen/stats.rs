@@ -141,9 +141,17 @@ pub(crate) fn arg_features(f: &mut BTreeMap<String, usize>, text: &str, spec: &c
                 bump(f, "reg:high-byte");
             }
         }
-        Location::Sib { base, scale, .. } => {
+        Location::Sib {
+            base,
+            scale,
+            extend,
+            ..
+        } => {
             if base.is_none() {
                 bump(f, "sib:without-base");
+            }
+            if let Some(e) = extend.name() {
+                bump(f, format!("sib:index-{e}"));
             }
             let last = operand.trim_end_matches(')').rsplit(',').next();
             if last.is_none_or(|s| s.parse::<u8>().is_err()) {

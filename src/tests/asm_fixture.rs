@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use usdtkit::{Location, MappedFile, UsdtFile};
+use usdtkit::{Extend, Location, MappedFile, UsdtFile};
 
 fn build() -> Option<PathBuf> {
     let cc = std::env::var("CC").unwrap_or_else(|_| "gcc".into());
@@ -107,6 +107,7 @@ fn rare_x86_forms_from_a_real_assembler() {
         Location::Sib {
             base: None,
             index: reg("rcx"),
+            extend: Extend::None,
             scale: 8,
             offset: 16
         }
@@ -116,6 +117,7 @@ fn rare_x86_forms_from_a_real_assembler() {
         Location::Sib {
             base: None,
             index: reg("rdx"),
+            extend: Extend::None,
             scale: 1,
             offset: 0
         }
@@ -125,6 +127,7 @@ fn rare_x86_forms_from_a_real_assembler() {
         Location::Sib {
             base: Some(reg("rax")),
             index: reg("rbx"),
+            extend: Extend::None,
             scale: 1,
             offset: 0
         }

@@ -92,11 +92,12 @@ pub(super) fn recipe(arch: Arch, word_bits: u32, spec: &ArgSpec) -> Value {
         Location::Sib {
             base,
             index,
+            extend,
             scale,
             offset,
         } => {
             let mut regs: Vec<Value> = base.iter().map(|b| json!([g(b), 1, null])).collect();
-            regs.push(json!([g(index), scale, null]));
+            regs.push(json!([g(index), scale, extend.name()]));
             mem(regs, *offset, false)
         }
         Location::Symbol {
@@ -209,6 +210,12 @@ mod tests {
         let r = recipe(Arch::Aarch64, 64, &spec(Arch::Aarch64, "-4@[x1, 8]"));
         assert_eq!(r["mem"], json!([["x1", 1, null]]));
         assert_eq!(r["off"], 8);
+        let r = recipe(
+            Arch::Aarch64,
+            64,
+            &spec(Arch::Aarch64, "-4@[x6, w1, sxtw #2]"),
+        );
+        assert_eq!(r["mem"], json!([["x6", 1, null], ["x1", 4, "sxtw"]]));
         let r = recipe(Arch::Aarch64, 64, &spec(Arch::Aarch64, "8f@d3"));
         assert_eq!(r["fp"], "d3");
     }
