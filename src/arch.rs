@@ -76,6 +76,37 @@ impl Arch {
         }
     }
 
+    /// The architecture usdtkit was compiled for: whose kernel's `pt_regs` a BPF program
+    /// attached from here sees. `None` on a host whose `pt_regs` no table describes (32-bit
+    /// MIPS kernels put eight words of padding first; usdtkit's MIPS table is the 64-bit one).
+    pub fn host() -> Option<Arch> {
+        Some(if cfg!(target_arch = "x86_64") {
+            Arch::X86_64
+        } else if cfg!(target_arch = "x86") {
+            Arch::I386
+        } else if cfg!(target_arch = "aarch64") {
+            Arch::Aarch64
+        } else if cfg!(target_arch = "arm") {
+            Arch::Arm
+        } else if cfg!(target_arch = "riscv64") {
+            Arch::Riscv64
+        } else if cfg!(target_arch = "riscv32") {
+            Arch::Riscv32
+        } else if cfg!(target_arch = "s390x") {
+            Arch::S390x
+        } else if cfg!(target_arch = "powerpc64") {
+            Arch::Powerpc64
+        } else if cfg!(target_arch = "powerpc") {
+            Arch::Powerpc
+        } else if cfg!(target_arch = "loongarch64") {
+            Arch::Loongarch64
+        } else if cfg!(target_arch = "mips64") {
+            Arch::Mips
+        } else {
+            return None;
+        })
+    }
+
     /// The canonical name (`x86_64`, `i386`, `aarch64`...), as `--arch` takes it.
     pub fn name(self) -> String {
         match self {

@@ -256,16 +256,16 @@ impl<'p> UsdtAttacher<'p> {
             site,
             cause,
         };
-        let host_ok = match usdt.arch() {
-            Arch::X86_64 | Arch::I386 => cfg!(target_arch = "x86_64"),
-            Arch::Aarch64 => cfg!(target_arch = "aarch64"),
-            _ => false,
-        };
-        if !host_ok {
+        let host = Arch::host();
+        if !host.is_some_and(|h| plan::runs_on(h, usdt.arch())) {
+            let host = host.map_or_else(String::new, |h| format!(" {h}"));
             return Err(err(
                 None,
                 None,
-                format!("cannot attach to a {} binary on this host", usdt.arch()),
+                format!(
+                    "the file is for {}: its processes do not run under this{host} kernel",
+                    usdt.arch()
+                ),
             ));
         }
         let maps = maps::find(self.prog).map_err(|e| err(None, None, e))?;

@@ -34,26 +34,46 @@ pub struct SitePlan {
     pub unreadable: Vec<(usize, String)>,
 }
 
-/// The host's register offsets for a target architecture's registers: the same table when
-/// host and target agree; an i386 target on an x86-64 host reads the 64-bit `pt_regs`.
+/// The host's register offsets for a target architecture's registers: the target's own
+/// table when host and target agree, and where a 64-bit kernel runs the target's 32-bit
+/// processes, the slot the kernel saves that register in.
 fn host_offset(target: Arch, reg: Reg) -> Option<i16> {
-    let host = if cfg!(target_arch = "x86_64") {
-        Arch::X86_64
-    } else if cfg!(target_arch = "aarch64") {
-        Arch::Aarch64
-    } else {
-        return None;
-    };
-    let off = if target == host {
-        reg.def().pt_regs_offset
-    } else if host == Arch::X86_64 && target == Arch::I386 {
-        let wide = match reg.name() {
-            "eip" => "rip".to_string(),
-            n => format!("r{}", &n[1..]),
-        };
-        decoder(Arch::X86_64)?.register(&wide)?.def().pt_regs_offset
-    } else {
-        None
+    offset_on(Arch::host()?, target, reg)
+}
+
+/// Whether processes of `target` run under the kernel of `host`: the same architecture, or
+/// a 32-bit one a 64-bit kernel runs as compat tasks.
+pub(crate) fn runs_on(host: Arch, target: Arch) -> bool {
+    host == target
+        || matches!(
+            (host, target),
+            (Arch::X86_64, Arch::I386)
+                | (Arch::Aarch64, Arch::Arm)
+                | (Arch::Powerpc64, Arch::Powerpc)
+                | (Arch::Riscv64, Arch::Riscv32)
+        )
+}
+
+/// [`host_offset`] for a given host.
+fn offset_on(host: Arch, target: Arch, reg: Reg) -> Option<i16> {
+    let on_host = |name: &str| decoder(host)?.register(name)?.def().pt_regs_offset;
+    let name = reg.name();
+    let off = match (host, target) {
+        _ if host == target => reg.def().pt_regs_offset,
+        // The 64-bit `pt_regs` holds a 32-bit process's registers under their wide names.
+        (Arch::X86_64, Arch::I386) => match name {
+            "eip" => on_host("rip"),
+            n => on_host(&format!("r{}", &n[1..])),
+        },
+        (Arch::Powerpc64, Arch::Powerpc) | (Arch::Riscv64, Arch::Riscv32) => on_host(name),
+        // AArch32 processes on arm64: `r0`..`r14` live in `regs[0..15]` (the kernel's
+        // `compat_usr(x)`, `compat_sp regs[13]` and `compat_lr regs[14]` in
+        // arch/arm64/include/asm/ptrace.h), the pc in `pc`.
+        (Arch::Aarch64, Arch::Arm) => match name {
+            "r15" => on_host("pc"),
+            n => on_host(&format!("x{}", n.strip_prefix('r')?)),
+        },
+        _ => None,
     };
     off.map(|o| o as i16)
 }
@@ -276,6 +296,58 @@ mod tests {
         assert!(why.contains("vector register"), "{why}");
         let why = encode(Arch::X86_64, "16@(%rsp)").unwrap_err();
         assert!(why.contains("16-byte"), "{why}");
+    }
+
+    #[test]
+    fn registers_map_onto_the_host_kernels_pt_regs() {
+        let r = |arch: Arch, name: &str| decoder(arch).unwrap().register(name).unwrap();
+        // Same architecture: the target's own table.
+        for arch in [
+            Arch::Riscv64,
+            Arch::S390x,
+            Arch::Powerpc64,
+            Arch::Loongarch64,
+        ] {
+            let reg = &decoder(arch).unwrap().registers()[3];
+            let want = reg.pt_regs_offset.map(|o| o as i16);
+            assert_eq!(offset_on(arch, arch, Reg::from_def(reg)), want, "{arch}");
+        }
+        // 32-bit processes under 64-bit kernels.
+        assert_eq!(
+            offset_on(Arch::X86_64, Arch::I386, r(Arch::I386, "ecx")),
+            Some(88)
+        );
+        assert_eq!(
+            offset_on(Arch::X86_64, Arch::I386, r(Arch::I386, "eip")),
+            Some(128)
+        );
+        assert_eq!(
+            offset_on(Arch::Aarch64, Arch::Arm, r(Arch::Arm, "r0")),
+            Some(0)
+        );
+        assert_eq!(
+            offset_on(Arch::Aarch64, Arch::Arm, r(Arch::Arm, "r13")),
+            Some(104)
+        );
+        assert_eq!(
+            offset_on(Arch::Aarch64, Arch::Arm, r(Arch::Arm, "r14")),
+            Some(112)
+        );
+        assert_eq!(
+            offset_on(Arch::Aarch64, Arch::Arm, r(Arch::Arm, "r15")),
+            Some(256)
+        );
+        assert_eq!(
+            offset_on(Arch::Powerpc64, Arch::Powerpc, r(Arch::Powerpc, "r31")),
+            Some(248)
+        );
+        // Unrelated architectures: nothing to read.
+        assert_eq!(
+            offset_on(Arch::X86_64, Arch::Aarch64, r(Arch::Aarch64, "x0")),
+            None
+        );
+        assert_eq!(offset_on(Arch::S390x, Arch::Arm, r(Arch::Arm, "r0")), None);
+        assert!(runs_on(Arch::X86_64, Arch::I386) && !runs_on(Arch::X86_64, Arch::Aarch64));
     }
 
     #[cfg(target_arch = "x86_64")]

@@ -14,6 +14,7 @@ use usdtkit::attach::AttachMode;
 use usdtkit::check::{self, run::Waiting, Outcome};
 use usdtkit::gen::{self, GenOptions, Manifest, Profile};
 use usdtkit::recorder::{Recorder, RecorderOptions};
+use usdtkit::synth::{ElfSpec, NoteSpec};
 
 /// Tests here attach to the same files and count semaphores: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -330,6 +331,22 @@ fn attach_errors_name_file_and_probe() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("999999999"), "dead pid named: {e}");
+    // A binary of another architecture: its processes never run under this kernel.
+    let foreign = dir.join("foreign-aarch64");
+    let spec = ElfSpec {
+        machine: object::elf::EM_AARCH64.0,
+        notes: vec![NoteSpec::new(0x40_1000, "p", "n", "-4@x0")],
+        ..ElfSpec::default()
+    };
+    std::fs::write(&foreign, spec.build()).unwrap();
+    let e = r
+        .attach(foreign.to_str().unwrap(), &[("*", "*")], -1, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("foreign-aarch64") && e.contains("the file is for aarch64"),
+        "{e}"
+    );
 }
 
 #[test]
