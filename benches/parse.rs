@@ -1,5 +1,6 @@
 //! Parse-and-decode throughput: sites per second for real binaries (when installed) and
-//! generated files up to 100,000 sites, against a baseline that only walks the notes with
+//! generated files up to 100,000 sites (also with every argument string distinct), against a
+//! baseline that only walks the notes with
 //! `object`. Both sides are checked to see the same number of notes before timing.
 
 use std::hint::black_box;
@@ -44,7 +45,9 @@ fn usdtkit_parse(data: &[u8]) -> usize {
 
 /// A generated executable with `sites` sites spread over `sites / 4` probes, with the
 /// argument mix of a real -O2 build (registers, stack slots, SIB, symbols, constants).
-pub fn generated(sites: usize) -> Vec<u8> {
+/// With `distinct`, every site's argument string differs (a stack offset per site), so
+/// none is decoded once for several sites: the worst case for usdtkit's per-file cache.
+pub fn generated(sites: usize, distinct: bool) -> Vec<u8> {
     const TEXT: u64 = 0x40_1000;
     const DATA: u64 = 0x60_0000 + 0x20_0000;
     let arg_mix = [
@@ -56,12 +59,13 @@ pub fn generated(sites: usize) -> Vec<u8> {
     ];
     let notes = (0..sites)
         .map(|i| {
-            let mut n = NoteSpec::new(
-                TEXT + i as u64,
-                "bench",
-                &format!("probe_{}", i / 4),
-                arg_mix[i % arg_mix.len()],
-            );
+            let mix = arg_mix[i % arg_mix.len()];
+            let args = if distinct {
+                format!("{mix} -4@{}(%rsp)", 8 * i)
+            } else {
+                mix.to_string()
+            };
+            let mut n = NoteSpec::new(TEXT + i as u64, "bench", &format!("probe_{}", i / 4), &args);
             n.semaphore = DATA + 2 * (i as u64 / 4);
             n
         })
@@ -105,7 +109,10 @@ fn inputs() -> Vec<(String, Vec<u8>)> {
         }
     }
     for n in [1_000, 10_000, 100_000] {
-        v.push((format!("generated-{n}"), generated(n)));
+        v.push((format!("generated-{n}"), generated(n, false)));
+    }
+    for n in [10_000, 100_000] {
+        v.push((format!("generated-distinct-{n}"), generated(n, true)));
     }
     v
 }

@@ -101,16 +101,24 @@ impl<'data> ElfFile<'data> {
             }
         }
         let sections = header.sections(endian, data).map_err(Error::elf)?;
-        let stapsdt_notes = match sections.section_by_name(endian, b".note.stapsdt") {
-            Some((_, sh)) => Some(
+        // One pass over the section headers for both sections (first of each name wins).
+        let (mut notes, mut stapsdt_base) = (None, None);
+        for sh in sections.iter() {
+            match sections.section_name(endian, sh) {
+                Ok(b".note.stapsdt") if notes.is_none() => notes = Some(sh),
+                Ok(b".stapsdt.base") if stapsdt_base.is_none() => {
+                    stapsdt_base = Some(sh.sh_addr(endian).into())
+                }
+                _ => {}
+            }
+        }
+        let stapsdt_notes = match notes {
+            Some(sh) => Some(
                 sh.data(endian, data)
                     .map_err(|e| Error::elf(format!(".note.stapsdt: {e}")))?,
             ),
             None => None,
         };
-        let stapsdt_base = sections
-            .section_by_name(endian, b".stapsdt.base")
-            .map(|(_, sh)| sh.sh_addr(endian).into());
         Ok(ElfFile {
             data,
             is_64: header.is_type_64(),
@@ -139,6 +147,12 @@ impl<'data> ElfFile<'data> {
 
     /// Definitions of the `wanted` symbols in `.symtab` and `.dynsym` (undefined, section
     /// and file symbols excluded). Definitions at the same address are merged.
+    ///
+    /// A file with `.symtab` has every symbol there and in `.dynsym`: both are scanned
+    /// (matching binutils' view of the file). A stripped file (only `.dynsym`) with a
+    /// `.gnu.hash` table is looked up through it, name by name, as the dynamic linker does:
+    /// a versioned name resolves to its default version. Names the table does not give are
+    /// then looked for by a scan.
     pub fn find_symbols(&self, wanted: &HashSet<&str>) -> Result<HashMap<String, Vec<SymbolDef>>> {
         if self.is_64 {
             self.find_symbols_as::<elf::FileHeader64<Endianness>>(wanted)
@@ -158,17 +172,50 @@ impl<'data> ElfFile<'data> {
         let header = Elf::parse(self.data).map_err(Error::elf)?;
         let endian = header.endian().map_err(Error::elf)?;
         let sections = header.sections(endian, self.data).map_err(Error::elf)?;
-        // Bucket the wanted names by first byte, so most symbols are rejected by one load.
+        let table = |kind| {
+            sections
+                .symbols(endian, self.data, kind)
+                .map_err(|e| Error::elf(format!("symbol table: {e}")))
+        };
+        let (symtab, dynsym) = (table(elf::SHT_SYMTAB)?, table(elf::SHT_DYNSYM)?);
+        let mut rest: Vec<&str> = wanted.iter().copied().collect();
+        if symtab.is_empty() && !dynsym.is_empty() {
+            let hash = sections.gnu_hash(endian, self.data).map_err(Error::elf)?;
+            if let Some((hash, _)) = hash.filter(|(_, link)| *link == dynsym.section()) {
+                let versions = sections
+                    .versions(endian, self.data)
+                    .map_err(Error::elf)?
+                    .unwrap_or_default();
+                rest.retain(|name| {
+                    let found = hash.find(
+                        endian,
+                        name.as_bytes(),
+                        elf::gnu_hash(name.as_bytes()),
+                        None,
+                        &dynsym,
+                        &versions,
+                    );
+                    match found.and_then(|(_, sym)| definition(endian, sym)) {
+                        Some(def) => {
+                            out.insert(name.to_string(), vec![def]);
+                            false
+                        }
+                        None => true,
+                    }
+                });
+            }
+        }
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        // Bucket the names left by first byte, so most symbols are rejected by one load.
         let mut buckets: Vec<Vec<&[u8]>> = vec![Vec::new(); 256];
-        for w in wanted {
+        for w in &rest {
             if let Some(&b) = w.as_bytes().first() {
                 buckets[b as usize].push(w.as_bytes());
             }
         }
-        for kind in [elf::SHT_SYMTAB, elf::SHT_DYNSYM] {
-            let table = sections
-                .symbols(endian, self.data, kind)
-                .map_err(|e| Error::elf(format!("symbol table: {e}")))?;
+        for table in [&symtab, &dynsym] {
             if table.is_empty() {
                 continue;
             }
@@ -177,31 +224,20 @@ impl<'data> ElfFile<'data> {
                 .and_then(|s| s.data(endian, self.data))
                 .map_err(|e| Error::elf(format!("symbol string table: {e}")))?;
             for sym in table.symbols() {
+                // The name's first byte picks the bucket; most symbols stop there.
                 let off = sym.st_name(endian) as usize;
                 let Some(&first) = strtab.get(off) else {
                     continue;
                 };
-                let bucket = &buckets[first as usize];
-                if bucket.is_empty() {
-                    continue;
-                }
-                let rest = &strtab[off..];
-                let Some(name) = bucket
+                let tail = &strtab[off..];
+                let Some(name) = buckets[first as usize]
                     .iter()
-                    .find(|w| rest.starts_with(w) && rest.get(w.len()) == Some(&0))
+                    .find(|w| tail.starts_with(w) && tail.get(w.len()) == Some(&0))
                 else {
                     continue;
                 };
-                let st_type = sym.st_type();
-                if sym.is_undefined(endian)
-                    || st_type == elf::STT_SECTION
-                    || st_type == elf::STT_FILE
-                {
+                let Some(def) = definition(endian, sym) else {
                     continue;
-                }
-                let def = SymbolDef {
-                    value: sym.st_value(endian).into(),
-                    local: sym.st_bind() == elf::STB_LOCAL,
                 };
                 let name = std::str::from_utf8(name).expect("wanted names are str");
                 let defs = out.entry(name.to_string()).or_default();
@@ -212,4 +248,16 @@ impl<'data> ElfFile<'data> {
         }
         Ok(out)
     }
+}
+
+/// A symbol as a definition: `None` for undefined, section and file symbols.
+fn definition<S: Sym<Endian = Endianness>>(endian: Endianness, sym: &S) -> Option<SymbolDef> {
+    let st_type = sym.st_type();
+    if sym.is_undefined(endian) || st_type == elf::STT_SECTION || st_type == elf::STT_FILE {
+        return None;
+    }
+    Some(SymbolDef {
+        value: sym.st_value(endian).into(),
+        local: sym.st_bind() == elf::STB_LOCAL,
+    })
 }

@@ -152,19 +152,33 @@ fn parse_desc(desc: &[u8], is_64: bool, order: ByteOrder) -> Result<Desc<'_>, No
         ))
     };
     let (pc, base, semaphore) = (word(0)?, word(1)?, word(2)?);
-    let mut rest = &desc[3 * w..];
-    let mut string = |what: &'static str, missing: &'static str| {
-        let nul = rest
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(NoteErrorKind::Truncated(missing))?;
-        let s = std::str::from_utf8(&rest[..nul]).map_err(|_| NoteErrorKind::NotUtf8(what))?;
-        rest = &rest[nul + 1..];
-        Ok(s)
-    };
-    let provider = string("provider", "no NUL after the provider")?;
-    let name = string("probe name", "no NUL after the probe name")?;
-    let args = string("argument string", "no NUL after the argument string")?;
+    let rest = &desc[3 * w..];
+    let mut nuls = memchr::memchr_iter(0, rest);
+    let p_end = nuls
+        .next()
+        .ok_or(NoteErrorKind::Truncated("no NUL after the provider"))?;
+    let n_end = nuls
+        .next()
+        .ok_or(NoteErrorKind::Truncated("no NUL after the probe name"))?;
+    let a_end = nuls
+        .next()
+        .ok_or(NoteErrorKind::Truncated("no NUL after the argument string"))?;
+    // One UTF-8 check for the three strings (NUL is valid UTF-8 and never inside a
+    // multi-byte sequence); on failure, say which one is bad.
+    let text = std::str::from_utf8(&rest[..a_end]).map_err(|e| {
+        let at = e.valid_up_to();
+        NoteErrorKind::NotUtf8(if at < p_end {
+            "provider"
+        } else if at < n_end {
+            "probe name"
+        } else {
+            "argument string"
+        })
+    })?;
+    let provider = &text[..p_end];
+    let name = &text[p_end + 1..n_end];
+    let args = &text[n_end + 1..];
+    let rest = &rest[a_end + 1..];
     if provider.is_empty() {
         return Err(NoteErrorKind::Empty("provider"));
     }

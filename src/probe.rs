@@ -1,11 +1,20 @@
 //! Probes and sites of one ELF file: notes resolved to file offsets, grouped by
 //! `provider:name`, arguments decoded and symbols resolved.
+//!
+//! Parsing is one pass over the notes. Each distinct argument string is decoded once and
+//! its [`ArgList`] shared by every site that has it (real files repeat them: libjvm.so has
+//! 128 distinct strings for 531 sites); symbols are resolved once per distinct list; sites
+//! are grouped into probes through one hash map into flat index arrays, so parsing makes no
+//! allocation per site.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use foldhash::{HashMap, HashMapExt};
 
 use crate::arch::Arch;
-use crate::arg::{decode_args, Arg, Location};
+use crate::arg::{decode_args_into, Arg, ArgList, Location};
 use crate::elf::{ElfFile, SymbolDef};
 use crate::error::{ArgError, ArgErrorKind, Error, NoteError, NoteErrorKind, Result};
 use crate::note::{self, RawNote};
@@ -29,7 +38,7 @@ pub struct Site<'data> {
     /// The argument string as written.
     pub args_text: &'data str,
     /// The decoded arguments, in order.
-    pub args: Vec<Arg<'data>>,
+    pub args: ArgList<'data>,
     /// Index of the note in `.note.stapsdt`.
     pub note_index: usize,
     /// Bytes after the argument string in the note (libbpf's `usdt.h` marks `nop; nop5`
@@ -48,6 +57,15 @@ pub struct Probe<'f, 'data> {
     pub sites: Vec<&'f Site<'data>>,
 }
 
+/// One probe of the file: its name and where its sites are in `UsdtFile::by_probe`.
+#[derive(Debug, Clone)]
+struct ProbeEntry<'data> {
+    provider: &'data str,
+    name: &'data str,
+    start: u32,
+    len: u32,
+}
+
 /// The USDT probes of one ELF file.
 #[derive(Debug, Clone)]
 pub struct UsdtFile<'data> {
@@ -55,8 +73,10 @@ pub struct UsdtFile<'data> {
     arch: Arch,
     sites: Vec<Site<'data>>,
     errors: Vec<NoteError>,
-    /// (provider, name, indexes into `sites`) in order of first appearance.
-    probes: Vec<(&'data str, &'data str, Vec<usize>)>,
+    /// Probes in order of first appearance.
+    probes: Vec<ProbeEntry<'data>>,
+    /// Indexes into `sites`, grouped by probe, in note order within a probe.
+    by_probe: Vec<u32>,
 }
 
 impl<'data> UsdtFile<'data> {
@@ -67,32 +87,46 @@ impl<'data> UsdtFile<'data> {
     pub fn parse(data: &'data [u8]) -> Result<Self> {
         let elf = ElfFile::parse(data)?;
         let arch = Arch::from_elf(elf.machine, elf.is_64);
-        let mut sites = Vec::new();
+        // A note takes 60 to 150 bytes: size the tables once rather than growing them.
+        let estimate = elf.stapsdt_notes.map_or(0, |s| s.len() / 64);
+        let mut sites = Vec::with_capacity(estimate);
         let mut errors = Vec::new();
+        // Each distinct argument string, decoded once into `args` (back to back);
+        // `list_of[i]` is site i's part of it.
+        let mut args: Vec<Arg<'data>> = Vec::with_capacity(estimate);
+        let mut seen: HashMap<&'data str, (u32, u32)> = HashMap::with_capacity(estimate);
+        let mut list_of: Vec<(u32, u32)> = Vec::with_capacity(estimate);
+        let mut parts: Vec<(u32, u32)> = Vec::new();
         if let Some(sec) = elf.stapsdt_notes {
             for raw in note::walk(sec, elf.is_64, elf.byte_order) {
-                match raw.and_then(|raw| resolve_site(&elf, arch, raw)) {
-                    Ok(site) => sites.push(site),
+                match raw.and_then(|raw| resolve_site(&elf, raw)) {
+                    Ok(site) => {
+                        let part = *seen.entry(site.args_text).or_insert_with(|| {
+                            let start = args.len() as u32;
+                            decode_args_into(arch, site.args_text, &mut args);
+                            parts.push((start, args.len() as u32 - start));
+                            parts[parts.len() - 1]
+                        });
+                        list_of.push(part);
+                        sites.push(site);
+                    }
                     Err(e) => errors.push(e),
                 }
             }
         }
-        resolve_symbols(&elf, &mut sites);
-        let mut index: HashMap<(&str, &str), usize> = HashMap::new();
-        let mut probes: Vec<(&str, &str, Vec<usize>)> = Vec::new();
-        for (i, s) in sites.iter().enumerate() {
-            let slot = *index.entry((s.provider, s.name)).or_insert_with(|| {
-                probes.push((s.provider, s.name, Vec::new()));
-                probes.len() - 1
-            });
-            probes[slot].2.push(i);
+        resolve_symbols(&elf, &mut args, &parts);
+        let all: Arc<[Arg<'data>]> = args.into();
+        for (site, &(start, len)) in sites.iter_mut().zip(&list_of) {
+            site.args = ArgList::shared(&all, start, len);
         }
+        let (probes, by_probe) = group(&sites);
         Ok(UsdtFile {
             elf,
             arch,
             sites,
             errors,
             probes,
+            by_probe,
         })
     }
 
@@ -118,23 +152,70 @@ impl<'data> UsdtFile<'data> {
 
     /// Probes in order of first appearance.
     pub fn probes(&self) -> impl Iterator<Item = Probe<'_, 'data>> + '_ {
-        self.probes.iter().map(|(provider, name, idx)| Probe {
-            provider,
-            name,
-            sites: idx.iter().map(|&i| &self.sites[i]).collect(),
-        })
+        self.probes.iter().map(|p| self.probe_of(p))
     }
 
     /// The probe `provider:name`, if the file has it.
     pub fn probe(&self, provider: &str, name: &str) -> Option<Probe<'_, 'data>> {
-        self.probes()
+        self.probes
+            .iter()
             .find(|p| p.provider == provider && p.name == name)
+            .map(|p| self.probe_of(p))
     }
+
+    fn probe_of(&self, p: &ProbeEntry<'data>) -> Probe<'_, 'data> {
+        let idx = &self.by_probe[p.start as usize..][..p.len as usize];
+        Probe {
+            provider: p.provider,
+            name: p.name,
+            sites: idx.iter().map(|&i| &self.sites[i as usize]).collect(),
+        }
+    }
+}
+
+/// Group sites by `provider:name`: the probes in order of first appearance, and the site
+/// indexes of each probe, contiguous and in note order.
+fn group<'data>(sites: &[Site<'data>]) -> (Vec<ProbeEntry<'data>>, Vec<u32>) {
+    let mut index: HashMap<(&str, &str), u32> = HashMap::with_capacity(sites.len());
+    let mut probes: Vec<ProbeEntry<'data>> = Vec::new();
+    let mut probe_of = Vec::with_capacity(sites.len());
+    // Sites of one probe are often adjacent (unrolled loops, inlined helpers): check the
+    // previous site's probe before hashing.
+    let mut last: Option<(&str, &str, u32)> = None;
+    for s in sites {
+        let id = match last {
+            Some((p, n, id)) if p == s.provider && n == s.name => id,
+            _ => *index.entry((s.provider, s.name)).or_insert_with(|| {
+                probes.push(ProbeEntry {
+                    provider: s.provider,
+                    name: s.name,
+                    start: 0,
+                    len: 0,
+                });
+                probes.len() as u32 - 1
+            }),
+        };
+        probes[id as usize].len += 1;
+        probe_of.push(id);
+        last = Some((s.provider, s.name, id));
+    }
+    let mut next = 0;
+    for p in &mut probes {
+        p.start = next;
+        next += p.len;
+    }
+    let mut fill: Vec<u32> = probes.iter().map(|p| p.start).collect();
+    let mut by_probe = vec![0; sites.len()];
+    for (i, &id) in probe_of.iter().enumerate() {
+        let slot = &mut fill[id as usize];
+        by_probe[*slot as usize] = i as u32;
+        *slot += 1;
+    }
+    (probes, by_probe)
 }
 
 fn resolve_site<'data>(
     elf: &ElfFile<'data>,
-    arch: Arch,
     raw: RawNote<'data>,
 ) -> Result<Site<'data>, NoteError> {
     // The prelink adjustment: only when the section exists and both addresses are non-zero.
@@ -177,32 +258,29 @@ fn resolve_site<'data>(
         semaphore,
         semaphore_file_offset,
         args_text: raw.args,
-        args: decode_args(arch, raw.args),
+        args: ArgList::default(),
         note_index: raw.index,
         trailing_bytes: raw.trailing.len(),
     })
 }
 
-/// Fill in the addresses of symbol operands; an unknown or ambiguous symbol becomes an error
-/// of that argument only.
-fn resolve_symbols(elf: &ElfFile<'_>, sites: &mut [Site<'_>]) {
-    let mut names: Vec<String> = Vec::new();
-    for site in sites.iter() {
-        for arg in &site.args {
-            if let Ok(spec) = &arg.decoded {
-                if let Location::Symbol { symbol, .. } = &spec.location {
-                    names.push(symbol.clone());
-                }
-            }
-        }
-    }
-    if names.is_empty() {
+/// Fill in the addresses of symbol operands of the argument `lists` (start, length) of
+/// `args`; an unknown or ambiguous symbol becomes an error of that argument only.
+fn resolve_symbols(elf: &ElfFile<'_>, args: &mut [Arg<'_>], lists: &[(u32, u32)]) {
+    let wanted: HashSet<&str> = args
+        .iter()
+        .filter_map(|arg| match &arg.decoded.as_ref().ok()?.location {
+            Location::Symbol { symbol, .. } => Some(symbol.as_str()),
+            _ => None,
+        })
+        .collect();
+    if wanted.is_empty() {
         return;
     }
-    let wanted: HashSet<&str> = names.iter().map(String::as_str).collect();
     let table = elf.find_symbols(&wanted).unwrap_or_default();
-    for site in sites.iter_mut() {
-        for (i, arg) in site.args.iter_mut().enumerate() {
+    for &(start, len) in lists {
+        let list = &mut args[start as usize..][..len as usize];
+        for (index, arg) in list.iter_mut().enumerate() {
             let Ok(spec) = &mut arg.decoded else { continue };
             let Location::Symbol {
                 symbol,
@@ -226,7 +304,7 @@ fn resolve_symbols(elf: &ElfFile<'_>, sites: &mut [Site<'_>]) {
                 },
             };
             arg.decoded = Err(ArgError {
-                index: i,
+                index,
                 text: arg.text.to_string(),
                 kind,
             });

@@ -4,45 +4,49 @@
 use super::MAX_ARG_SIZE;
 use crate::error::ArgErrorKind;
 
-/// Split an argument string on whitespace, keeping bracketed operands whole (aarch64's
-/// `[x22, 20]` contains a space) and joining a token that ends in a comma to the next one
-/// (clang prints loongarch memory operands as `$sp, 8`).
+/// Split an argument string on (ASCII) whitespace, keeping bracketed operands whole
+/// (aarch64's `[x22, 20]` contains a space) and joining a token that ends in a comma to the
+/// next one (clang prints loongarch memory operands as `$sp, 8`).
 pub(crate) fn split_args(s: &str) -> impl Iterator<Item = &str> {
+    let space = |c: char| c.is_ascii_whitespace();
     let mut rest = s;
     std::iter::from_fn(move || {
-        rest = rest.trim_start();
-        if rest.is_empty() {
+        rest = rest.trim_start_matches(space);
+        let bytes = rest.as_bytes();
+        if bytes.is_empty() {
             return None;
         }
         let mut depth = 0i32;
-        let mut end = rest.len();
-        let mut last = ' ';
-        for (i, c) in rest.char_indices() {
+        let mut end = bytes.len();
+        let mut last = b' ';
+        for (i, &c) in bytes.iter().enumerate() {
             match c {
-                '[' => depth += 1,
-                ']' => depth -= 1,
-                c if c.is_whitespace() && depth <= 0 && last != ',' => {
+                b'[' => depth += 1,
+                b']' => depth -= 1,
+                c if c.is_ascii_whitespace() && depth <= 0 && last != b',' => {
                     end = i;
                     break;
                 }
                 _ => {}
             }
-            if !c.is_whitespace() {
+            if !c.is_ascii_whitespace() {
                 last = c;
             }
         }
+        // `end` is at an ASCII byte: a char boundary.
         let (tok, tail) = rest.split_at(end);
         rest = tail;
-        Some(tok.trim_end())
+        Some(tok.trim_end_matches(space))
     })
 }
 
 /// Split `[-]SIZE[f]@OPERAND` into (size, signed, float, operand). Without an `@` the whole
 /// text is the operand: 8 bytes, unsigned.
 pub(crate) fn split_prefix(text: &str) -> Result<(u32, bool, bool, &str), ArgErrorKind> {
-    let Some((prefix, operand)) = text.split_once('@') else {
+    let Some(at) = text.bytes().position(|b| b == b'@') else {
         return Ok((8, false, false, text));
     };
+    let (prefix, operand) = (&text[..at], &text[at + 1..]);
     let bad = || ArgErrorKind::BadSize(prefix.to_string());
     let (signed, rest) = match prefix.strip_prefix('-') {
         Some(r) => (true, r),
@@ -116,8 +120,9 @@ pub(crate) fn syntax(operand: &str, reason: impl Into<String>) -> ArgErrorKind {
 /// Split `disp(inner)` into the displacement and the text between the parentheses, or `None`
 /// when the operand has no parentheses at all.
 pub(crate) fn split_parens(op: &str) -> Result<Option<(&str, &str)>, String> {
-    let Some(open) = op.find('(') else {
-        return match op.contains(')') {
+    let bytes = op.as_bytes();
+    let Some(open) = bytes.iter().position(|&b| b == b'(') else {
+        return match bytes.contains(&b')') {
             true => Err("unbalanced parentheses".into()),
             false => Ok(None),
         };
@@ -126,7 +131,7 @@ pub(crate) fn split_parens(op: &str) -> Result<Option<(&str, &str)>, String> {
     let inner = rest[1..]
         .strip_suffix(')')
         .ok_or("unbalanced parentheses")?;
-    if disp.contains(')') || inner.contains(['(', ')']) {
+    if disp.as_bytes().contains(&b')') || inner.bytes().any(|b| b == b'(' || b == b')') {
         return Err("nested or unbalanced parentheses".into());
     }
     Ok(Some((disp, inner)))

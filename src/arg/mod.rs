@@ -22,6 +22,9 @@ mod s390x;
 mod testkit;
 mod x86;
 
+use std::ops::Deref;
+use std::sync::Arc;
+
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
@@ -77,6 +80,69 @@ pub struct Arg<'a> {
     pub decoded: Result<ArgSpec, ArgError>,
 }
 
+/// The decoded arguments of a site. Sites whose argument strings are the same share one
+/// list (a file decodes each distinct string once), and the lists of a file share one
+/// allocation: cloning is a reference-count increment. Derefs to `[Arg]`.
+#[derive(Debug, Clone, Default)]
+pub struct ArgList<'a> {
+    /// Every list of the file, back to back (`None`: no arguments).
+    all: Option<Arc<[Arg<'a>]>>,
+    /// This list's part of `all`.
+    start: u32,
+    len: u32,
+}
+
+impl<'a> ArgList<'a> {
+    /// A list holding `args`.
+    pub fn new(args: Vec<Arg<'a>>) -> Self {
+        let len = args.len() as u32;
+        ArgList::shared(&args.into(), 0, len)
+    }
+
+    /// The part `start..start + len` of `all`, the lists of a file back to back.
+    pub(crate) fn shared(all: &Arc<[Arg<'a>]>, start: u32, len: u32) -> Self {
+        ArgList {
+            all: (len > 0).then(|| Arc::clone(all)),
+            start,
+            len,
+        }
+    }
+}
+
+impl<'a> Deref for ArgList<'a> {
+    type Target = [Arg<'a>];
+
+    fn deref(&self) -> &[Arg<'a>] {
+        match &self.all {
+            Some(all) => &all[self.start as usize..][..self.len as usize],
+            None => &[],
+        }
+    }
+}
+
+impl PartialEq for ArgList<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self[..] == other[..]
+    }
+}
+
+impl Eq for ArgList<'_> {}
+
+impl<'l, 'a> IntoIterator for &'l ArgList<'a> {
+    type Item = &'l Arg<'a>;
+    type IntoIter = std::slice::Iter<'l, Arg<'a>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl Serialize for ArgList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self[..].serialize(s)
+    }
+}
+
 /// Decodes operands of one architecture. One implementation per architecture; pick one with
 /// [`decoder`].
 pub trait ArchDecoder: Sync {
@@ -121,17 +187,23 @@ pub fn decoder(arch: Arch) -> Option<&'static dyn ArchDecoder> {
 /// Every argument is decoded on its own: one bad argument gives an [`ArgError`] for that
 /// argument only.
 pub fn decode_args(arch: Arch, args: &str) -> Vec<Arg<'_>> {
-    grammar::split_args(args)
-        .enumerate()
-        .map(|(index, text)| Arg {
+    let mut out = Vec::new();
+    decode_args_into(arch, args, &mut out);
+    out
+}
+
+/// [`decode_args`], appending to `out`.
+pub(crate) fn decode_args_into<'a>(arch: Arch, args: &'a str, out: &mut Vec<Arg<'a>>) {
+    for (index, text) in grammar::split_args(args).enumerate() {
+        out.push(Arg {
             text,
             decoded: decode_one(arch, text).map_err(|kind| ArgError {
                 index,
                 text: text.to_string(),
                 kind,
             }),
-        })
-        .collect()
+        });
+    }
 }
 
 /// Decode a single argument (`-4@%eax`) for `arch`.

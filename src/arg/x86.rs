@@ -320,9 +320,13 @@ impl ArchDecoder for X86 {
         // i386 PIC code addresses globals as `sym@GOTOFF(%ebx)`: the register holds the
         // GOT's run-time address and `sym@GOTOFF` is the symbol's distance from it, so the
         // operand is the symbol itself, wherever the file is loaded.
-        let gotoff = disp.contains("@GOTOFF");
-        let disp_text = disp.replacen("@GOTOFF", "", 1);
-        if let Some(at) = disp_text.find('@') {
+        let gotoff = disp.as_bytes().contains(&b'@') && disp.contains("@GOTOFF");
+        let disp_text: Cow<str> = if gotoff {
+            Cow::Owned(disp.replacen("@GOTOFF", "", 1))
+        } else {
+            Cow::Borrowed(disp)
+        };
+        if let Some(at) = disp_text.bytes().position(|b| b == b'@') {
             return Err(syntax(format!(
                 "relocation operator `{}` is not supported",
                 &disp_text[at..]
@@ -341,19 +345,20 @@ impl ArchDecoder for X86 {
                 )),
             };
         };
-        let parts: Vec<&str> = inner.split(',').collect();
-        if parts.len() > 3 {
+        let mut parts = inner.split(',');
+        let (first, second, third) = (parts.next(), parts.next(), parts.next());
+        if parts.next().is_some() {
             return Err(syntax("too many parts in the memory operand".into()));
         }
-        let base = match parts[0] {
-            "" => None,
-            b => Some(self.address_reg(b, op, false)?),
+        let base = match first {
+            None | Some("") => None,
+            Some(b) => Some(self.address_reg(b, op, false)?),
         };
-        let index = match parts.get(1).copied() {
+        let index = match second {
             None | Some("") => None,
             Some(i) => Some(self.address_reg(i, op, true)?),
         };
-        let scale = match parts.get(2).copied() {
+        let scale = match third {
             None => 1,
             Some(s) => match (s, index) {
                 ("1", Some(_)) => 1,

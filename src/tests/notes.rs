@@ -260,6 +260,8 @@ fn malformed_corpus() -> Vec<(&'static str, Vec<u8>)> {
         ("no NUL after name", with(b"prov\0name")),
         ("no NUL after args", with(b"prov\0name\08@%rax")),
         ("provider not UTF-8", with(b"\xff\xfe\0name\0\0")),
+        ("name not UTF-8", with(b"prov\0na\xc3\0\0")),
+        ("args not UTF-8", with(b"prov\0name\08@%r\xe2\x82\0")),
         ("empty provider", with(b"\0name\0\0")),
         ("empty name", with(b"prov\0\0\0")),
         ("descsz past the end", {
@@ -301,7 +303,14 @@ fn one_malformed_note_does_not_poison_the_others() {
             assert_eq!(names, want, "{what}");
             assert_eq!(u.errors().len(), 1, "{what}: {:?}", u.errors());
             assert_eq!(u.errors()[0].index, 1, "{what}");
-            assert!(!u.errors()[0].to_string().is_empty());
+            let msg = u.errors()[0].to_string();
+            assert!(!msg.is_empty());
+            if let Some(field) = what.strip_suffix(" not UTF-8") {
+                let field = field
+                    .replace("name", "probe name")
+                    .replace("args", "argument string");
+                assert!(msg.contains(&field), "{what}: {msg}");
+            }
         }
     }
 }

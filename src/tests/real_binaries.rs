@@ -85,17 +85,41 @@ fn postgres_symbol_arguments_resolve() {
     if !common::require_file(path, "Debian postgresql-15") {
         return;
     }
+    // The stripped binary's dynamic symbols, as binutils reads them (usdtkit looks them up
+    // through `.gnu.hash`).
+    let out = std::process::Command::new("readelf")
+        .args(["-W", "--dyn-syms", path])
+        .output()
+        .expect("readelf runs");
+    let mut values = std::collections::HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let numbered = f
+            .first()
+            .is_some_and(|n| n.trim_end_matches(':').parse::<u32>().is_ok());
+        if numbered && f.len() >= 8 && f[6] != "UND" {
+            let name = f[7].split('@').next().unwrap_or_default().to_string();
+            values.insert(name, u64::from_str_radix(f[1], 16).unwrap());
+        }
+    }
     let mapped = MappedFile::open(path).unwrap();
     let usdt = mapped.usdt().unwrap();
     let mut resolved = 0;
     for site in usdt.sites() {
         for arg in &site.args {
             if let Ok(usdtkit::ArgSpec {
-                location: usdtkit::Location::Symbol { address, .. },
+                location:
+                    usdtkit::Location::Symbol {
+                        symbol,
+                        offset,
+                        address,
+                        ..
+                    },
                 ..
             }) = &arg.decoded
             {
-                assert!(address.is_some(), "{}", arg.text);
+                let want = values[symbol.as_str()].wrapping_add(*offset as u64);
+                assert_eq!(*address, Some(want), "{}", arg.text);
                 resolved += 1;
             }
         }
