@@ -1,7 +1,7 @@
 //! Parse-and-decode throughput: sites per second for real binaries (when installed) and
 //! generated files up to 100,000 sites (also with every argument string distinct), against a
-//! baseline that only walks the notes with
-//! `object`. Both sides are checked to see the same number of notes before timing.
+//! baseline that only walks the notes with `object`. Both sides are checked to see the same
+//! number of notes before timing.
 
 use std::hint::black_box;
 
