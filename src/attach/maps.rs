@@ -3,9 +3,12 @@
 //! using them detaches, and a full map fails the attach with nothing written.
 
 use std::collections::HashMap;
-use std::io;
+use std::hash::BuildHasher;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 
 use super::spec::Layout;
 use crate::sys::bpf::{self, MapInfo};
@@ -70,12 +73,86 @@ pub(crate) fn find(prog: BorrowedFd<'_>) -> Result<SpecMaps, String> {
     })
 }
 
+/// The spec ids of one map: which spec each id holds and how many sites use it. Releasing
+/// an id costs no hashing (its slot keeps the spec's hash) and no allocation (the slot keeps
+/// its bytes' buffer for the next spec that takes the id).
 #[derive(Debug, Default)]
 struct Alloc {
+    /// Ids never handed out start here.
     next: u32,
+    /// Ids handed out and released since.
     free: Vec<u32>,
-    by_spec: HashMap<Vec<u8>, (u32, usize)>,
-    by_id: HashMap<u32, Vec<u8>>,
+    /// The ids in use, found by their spec's hash and bytes.
+    by_spec: HashTable<u32>,
+    /// By id.
+    slots: Vec<Slot>,
+    hasher: RandomState,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Slot {
+    bytes: Vec<u8>,
+    hash: u64,
+    /// Sites using the id (0: free).
+    refs: usize,
+}
+
+impl Alloc {
+    /// Take one reference on the id holding `bytes`, if some id does; else `Err(hash)`.
+    fn share(&mut self, bytes: &[u8]) -> Result<u32, u64> {
+        let hash = self.hasher.hash_one(bytes);
+        let slots = &mut self.slots;
+        match self
+            .by_spec
+            .find(hash, |&id| slots[id as usize].bytes == bytes)
+        {
+            Some(&id) => {
+                slots[id as usize].refs += 1;
+                Ok(id)
+            }
+            None => Err(hash),
+        }
+    }
+
+    /// A fresh id, or `None` when all `capacity` ids are in use.
+    fn take(&mut self, capacity: u32) -> Option<u32> {
+        self.free.pop().or_else(|| {
+            (self.next < capacity).then(|| {
+                self.next += 1;
+                self.next - 1
+            })
+        })
+    }
+
+    /// Record that `id` now holds `bytes` (whose hash is `hash`), used once.
+    fn fill(&mut self, id: u32, bytes: &[u8], hash: u64) {
+        let at = id as usize;
+        if self.slots.len() <= at {
+            self.slots.resize(at + 1, Slot::default());
+        }
+        let slot = &mut self.slots[at];
+        slot.bytes.clear();
+        slot.bytes.extend_from_slice(bytes);
+        slot.hash = hash;
+        slot.refs = 1;
+        let slots = &self.slots;
+        self.by_spec
+            .insert_unique(hash, id, |&i| slots[i as usize].hash);
+    }
+
+    /// Drop one reference on `id`; the last one frees it.
+    fn release(&mut self, id: u32) {
+        let Some(slot) = self.slots.get_mut(id as usize).filter(|s| s.refs > 0) else {
+            return;
+        };
+        slot.refs -= 1;
+        if slot.refs == 0 {
+            if let Ok(e) = self.by_spec.find_entry(slot.hash, |&i| i == id) {
+                e.remove();
+            }
+            self.free.push(id);
+        }
+    }
 }
 
 /// Spec-id allocators, one per spec map (by map id), shared by every link of the process.
@@ -102,19 +179,9 @@ impl Drop for SpecLease {
             return;
         }
         let mut g = ALLOCATORS.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(a) = g.get_or_insert_with(HashMap::new).get_mut(&self.map_id) else {
-            return;
-        };
-        for id in &self.ids {
-            let Some(bytes) = a.by_id.get(id).cloned() else {
-                continue;
-            };
-            let entry = a.by_spec.get_mut(&bytes).expect("id and spec tables agree");
-            entry.1 -= 1;
-            if entry.1 == 0 {
-                a.by_spec.remove(&bytes);
-                a.by_id.remove(id);
-                a.free.push(*id);
+        if let Some(a) = g.get_or_insert_with(Default::default).get_mut(&self.map_id) {
+            for &id in &self.ids {
+                a.release(id);
             }
         }
     }
@@ -125,7 +192,7 @@ impl Drop for SpecLease {
 pub(crate) fn acquire(maps: &SpecMaps, specs: &[Vec<u8>]) -> Result<SpecLease, String> {
     let mut g = ALLOCATORS.lock().unwrap_or_else(|p| p.into_inner());
     let a = g
-        .get_or_insert_with(HashMap::new)
+        .get_or_insert_with(Default::default)
         .entry(maps.info.id)
         .or_default();
     let mut lease = SpecLease {
@@ -133,53 +200,96 @@ pub(crate) fn acquire(maps: &SpecMaps, specs: &[Vec<u8>]) -> Result<SpecLease, S
         ids: Vec::with_capacity(specs.len()),
     };
     let fail = |a: &mut Alloc, lease: &mut SpecLease, why: String| {
-        // Undo: drop this lease's references and forget specs written for it.
+        // Undo: drop this lease's references (forgetting specs written for it).
         for id in lease.ids.drain(..) {
-            let bytes = a.by_id[&id].clone();
-            let e = a.by_spec.get_mut(&bytes).expect("consistent");
-            e.1 -= 1;
-            if e.1 == 0 {
-                a.by_spec.remove(&bytes);
-                a.by_id.remove(&id);
-                a.free.push(id);
-            }
+            a.release(id);
         }
         why
     };
+    let (mut new_ids, mut new_specs) = (Vec::new(), Vec::new());
     for bytes in specs {
-        if let Some(entry) = a.by_spec.get_mut(bytes) {
-            entry.1 += 1;
-            lease.ids.push(entry.0);
-            continue;
-        }
-        let id = match a.free.pop() {
-            Some(id) => id,
-            None if a.next < maps.info.max_entries => {
-                a.next += 1;
-                a.next - 1
+        let hash = match a.share(bytes) {
+            Ok(id) => {
+                lease.ids.push(id);
+                continue;
             }
-            None => {
-                let distinct = a.by_spec.len();
-                let why = format!(
-                    "__bpf_usdt_specs is full ({} entries, {distinct} distinct specs in use); \
-                     raise BPF_USDT_MAX_SPEC_CNT in the BPF program",
-                    maps.info.max_entries
-                );
-                return Err(fail(a, &mut lease, why));
-            }
+            Err(hash) => hash,
         };
-        if let Err(e) = write(maps, id, bytes) {
-            a.free.push(id);
-            let why = format!("writing spec {id} into __bpf_usdt_specs: {e}");
+        let Some(id) = a.take(maps.info.max_entries) else {
+            let distinct = a.by_spec.len();
+            let why = format!(
+                "__bpf_usdt_specs is full ({} entries, {distinct} distinct specs in use); \
+                 raise BPF_USDT_MAX_SPEC_CNT in the BPF program",
+                maps.info.max_entries
+            );
             return Err(fail(a, &mut lease, why));
-        }
-        a.by_spec.insert(bytes.clone(), (id, 1));
-        a.by_id.insert(id, bytes.clone());
+        };
+        a.fill(id, bytes, hash);
         lease.ids.push(id);
+        new_ids.push(id);
+        new_specs.extend_from_slice(bytes);
+    }
+    // New specs go into the map in one batch.
+    let size = maps.info.value_size as usize;
+    if let Err(e) = bpf::map_update_batch(maps.specs.as_fd(), &new_ids, &new_specs, size) {
+        let why = format!("writing {} specs into __bpf_usdt_specs: {e}", new_ids.len());
+        return Err(fail(a, &mut lease, why));
     }
     Ok(lease)
 }
 
-fn write(maps: &SpecMaps, id: u32, bytes: &[u8]) -> io::Result<()> {
-    bpf::map_update(maps.specs.as_fd(), &id.to_ne_bytes(), bytes)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Take ids for `specs` as `acquire` does, without a map.
+    fn take_all(a: &mut Alloc, specs: &[&[u8]], capacity: u32) -> Option<Vec<u32>> {
+        let mut ids = Vec::new();
+        for bytes in specs {
+            match a.share(bytes) {
+                Ok(id) => ids.push(id),
+                Err(hash) => {
+                    let id = a.take(capacity)?;
+                    a.fill(id, bytes, hash);
+                    ids.push(id);
+                }
+            }
+        }
+        Some(ids)
+    }
+
+    #[test]
+    fn identical_specs_share_an_id_until_the_last_release() {
+        let mut a = Alloc::default();
+        let ids = take_all(&mut a, &[b"aa", b"bb", b"aa"], 8).unwrap();
+        assert_eq!(ids, [0, 1, 0]);
+        // A second lease of the same spec shares it too.
+        assert_eq!(take_all(&mut a, &[b"bb"], 8).unwrap(), [1]);
+        a.release(0);
+        assert_eq!(a.share(b"aa").ok(), Some(0), "one reference left");
+        a.release(0);
+        a.release(0);
+        assert!(a.share(b"aa").is_err(), "freed with its last reference");
+        // The freed id is reused, with its new spec.
+        assert_eq!(take_all(&mut a, &[b"cc"], 8).unwrap(), [0]);
+        assert_eq!(a.share(b"cc").ok(), Some(0));
+        // Releasing a free or unknown id changes nothing.
+        a.release(7);
+        a.release(1);
+        a.release(1);
+        a.release(1);
+        assert!(a.share(b"bb").is_err());
+        assert_eq!(a.free, [1]);
+    }
+
+    #[test]
+    fn capacity_is_enforced() {
+        let mut a = Alloc::default();
+        assert!(take_all(&mut a, &[b"a", b"b"], 2).is_some());
+        assert!(take_all(&mut a, &[b"c"], 2).is_none());
+        assert!(
+            take_all(&mut a, &[b"a"], 2).is_some(),
+            "sharing needs no new id"
+        );
+    }
 }

@@ -92,6 +92,47 @@ pub(crate) fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::R
     .map(drop)
 }
 
+/// Write `values` (back to back, `value_size` bytes each) at the 4-byte `keys`, in one
+/// `BPF_MAP_UPDATE_BATCH` (Linux 5.6+ for arrays); on a kernel without it, one update each.
+pub(crate) fn map_update_batch(
+    map: BorrowedFd<'_>,
+    keys: &[u32],
+    values: &[u8],
+    value_size: usize,
+) -> io::Result<()> {
+    assert_eq!(keys.len() * value_size, values.len());
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut count = keys.len() as u32;
+    // SAFETY: bpf_map_batch_opts is plain old data; `sz` is set as libbpf requires.
+    let mut opts: sys::bpf_map_batch_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<sys::bpf_map_batch_opts>() as _;
+    opts.elem_flags = u64::from(sys::BPF_ANY);
+    // SAFETY: `keys` holds `count` 4-byte keys and `values` `count` values of the map's
+    // value size; `count` is read and written back by the kernel.
+    let ret = unsafe {
+        sys::bpf_map_update_batch(
+            map.as_raw_fd(),
+            keys.as_ptr().cast(),
+            values.as_ptr().cast(),
+            &mut count,
+            &opts,
+        )
+    };
+    match check(ret) {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOTSUP | 524)) => {
+            // 524: ENOTSUPP, the kernel's own "not supported".
+            for (k, v) in keys.iter().zip(values.chunks(value_size)) {
+                map_update(map, &k.to_ne_bytes(), v)?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// One `BPF_TRACE_UPROBE_MULTI` link over many offsets of one file (Linux 6.6+).
 pub(crate) fn link_uprobe_multi(
     prog: BorrowedFd<'_>,
