@@ -2,6 +2,7 @@
 //! the file's own class and byte order.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, Sym};
@@ -153,17 +154,20 @@ impl<'data> ElfFile<'data> {
     /// `.gnu.hash` table is looked up through it, name by name, as the dynamic linker does:
     /// a versioned name resolves to its default version. Names the table does not give are
     /// then looked for by a scan.
-    pub fn find_symbols(&self, wanted: &HashSet<&str>) -> Result<HashMap<String, Vec<SymbolDef>>> {
+    pub fn find_symbols<S: BuildHasher>(
+        &self,
+        wanted: &HashSet<&str, S>,
+    ) -> Result<HashMap<String, Vec<SymbolDef>>> {
         if self.is_64 {
-            self.find_symbols_as::<elf::FileHeader64<Endianness>>(wanted)
+            self.find_symbols_as::<elf::FileHeader64<Endianness>, S>(wanted)
         } else {
-            self.find_symbols_as::<elf::FileHeader32<Endianness>>(wanted)
+            self.find_symbols_as::<elf::FileHeader32<Endianness>, S>(wanted)
         }
     }
 
-    fn find_symbols_as<Elf: FileHeader<Endian = Endianness>>(
+    fn find_symbols_as<Elf: FileHeader<Endian = Endianness>, S: BuildHasher>(
         &self,
-        wanted: &HashSet<&str>,
+        wanted: &HashSet<&str, S>,
     ) -> Result<HashMap<String, Vec<SymbolDef>>> {
         let mut out: HashMap<String, Vec<SymbolDef>> = HashMap::new();
         if wanted.is_empty() {

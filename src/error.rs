@@ -140,6 +140,10 @@ pub enum NoteErrorKind {
     /// The semaphore address lies in an executable segment.
     #[error("semaphore address {0:#x} is in an executable segment")]
     SemaphoreExecutable(u64),
+    /// The argument string has more arguments than any USDT site can (sys/sdt.h writes at
+    /// most 12).
+    #[error("more than {0} arguments")]
+    TooManyArgs(usize),
 }
 
 /// One argument that could not be decoded.

@@ -7,14 +7,13 @@
 //! are grouped into probes through one hash map into flat index arrays, so parsing makes no
 //! allocation per site.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use crate::arch::Arch;
-use crate::arg::{decode_args_into, Arg, ArgList, Location};
+use crate::arg::{decode_args_into, split_args, Arg, ArgList, Location, MAX_SITE_ARGS};
 use crate::elf::{ElfFile, SymbolDef};
 use crate::error::{ArgError, ArgErrorKind, Error, NoteError, NoteErrorKind, Result};
 use crate::note::{self, RawNote};
@@ -87,8 +86,9 @@ impl<'data> UsdtFile<'data> {
     pub fn parse(data: &'data [u8]) -> Result<Self> {
         let elf = ElfFile::parse(data)?;
         let arch = Arch::from_elf(elf.machine, elf.is_64);
-        // A note takes 60 to 150 bytes: size the tables once rather than growing them.
-        let estimate = elf.stapsdt_notes.map_or(0, |s| s.len() / 64);
+        // A note takes 60 to 150 bytes: size the tables once rather than growing them (up to
+        // a bound: the section's size is the file's word).
+        let estimate = elf.stapsdt_notes.map_or(0, |s| s.len() / 64).min(1 << 16);
         let mut sites = Vec::with_capacity(estimate);
         let mut errors = Vec::new();
         // Each distinct argument string, decoded once into `args` (back to back);
@@ -115,7 +115,7 @@ impl<'data> UsdtFile<'data> {
             }
         }
         resolve_symbols(&elf, &mut args, &parts);
-        let all: Arc<[Arg<'data>]> = args.into();
+        let all = Arc::new(args);
         for (site, &(start, len)) in sites.iter_mut().zip(&list_of) {
             site.args = ArgList::shared(&all, start, len);
         }
@@ -238,6 +238,11 @@ fn resolve_site<'data>(
         return Err(err(NoteErrorKind::SiteNotExecutable(pc)));
     }
     let file_offset = seg.file_offset(pc);
+    // Each argument takes at least two bytes but the last: only a long string can hold too
+    // many.
+    if raw.args.len() >= 2 * MAX_SITE_ARGS && split_args(raw.args).nth(MAX_SITE_ARGS).is_some() {
+        return Err(err(NoteErrorKind::TooManyArgs(MAX_SITE_ARGS)));
+    }
     let (semaphore, semaphore_file_offset) = match raw.semaphore {
         0 => (None, None),
         sem => {

@@ -11,6 +11,7 @@ mod aarch64;
 mod arm;
 mod forms;
 mod grammar;
+pub(crate) use self::grammar::split_args;
 mod location;
 mod loongarch;
 mod mips;
@@ -31,6 +32,10 @@ use serde::{Serialize, Serializer};
 pub use self::location::{Extend, Location, Reg, RegClass, RegDef};
 use crate::arch::Arch;
 use crate::error::{ArgError, ArgErrorKind};
+
+/// Most arguments a site may have in a file: sys/sdt.h writes at most 12; a note with more
+/// than this is refused whole rather than decoded into an absurd list.
+pub const MAX_SITE_ARGS: usize = 64;
 
 /// Largest size prefix accepted. Structs passed by value give sizes such as 16, 24 and 48;
 /// anything above this is treated as garbage rather than as a real operand.
@@ -85,8 +90,9 @@ pub struct Arg<'a> {
 /// allocation: cloning is a reference-count increment. Derefs to `[Arg]`.
 #[derive(Debug, Clone, Default)]
 pub struct ArgList<'a> {
-    /// Every list of the file, back to back (`None`: no arguments).
-    all: Option<Arc<[Arg<'a>]>>,
+    /// Every list of the file, back to back (`None`: no arguments). A `Vec` behind the
+    /// `Arc` (not a slice) so that sharing a file's lists moves them instead of copying.
+    all: Option<Arc<Vec<Arg<'a>>>>,
     /// This list's part of `all`.
     start: u32,
     len: u32,
@@ -96,11 +102,11 @@ impl<'a> ArgList<'a> {
     /// A list holding `args`.
     pub fn new(args: Vec<Arg<'a>>) -> Self {
         let len = args.len() as u32;
-        ArgList::shared(&args.into(), 0, len)
+        ArgList::shared(&Arc::new(args), 0, len)
     }
 
     /// The part `start..start + len` of `all`, the lists of a file back to back.
-    pub(crate) fn shared(all: &Arc<[Arg<'a>]>, start: u32, len: u32) -> Self {
+    pub(crate) fn shared(all: &Arc<Vec<Arg<'a>>>, start: u32, len: u32) -> Self {
         ArgList {
             all: (len > 0).then(|| Arc::clone(all)),
             start,

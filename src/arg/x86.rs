@@ -287,6 +287,20 @@ impl ArchDecoder for X86 {
     }
 
     fn parse_operand(&self, op: &str) -> Result<Location, ArgErrorKind> {
+        if let Some(loc) = self.parse_fast(op) {
+            return Ok(loc);
+        }
+        self.parse_full(op)
+    }
+
+    fn write_operand(&self, loc: &Location, out: &mut String) -> bool {
+        self.write(loc, out)
+    }
+}
+
+impl X86 {
+    /// The whole AT&T operand grammar.
+    pub(crate) fn parse_full(&self, op: &str) -> Result<Location, ArgErrorKind> {
         let syntax = |reason: String| ArgErrorKind::Syntax {
             operand: op.to_string(),
             reason,
@@ -398,7 +412,7 @@ impl ArchDecoder for X86 {
         })
     }
 
-    fn write_operand(&self, loc: &Location, out: &mut String) -> bool {
+    fn write(&self, loc: &Location, out: &mut String) -> bool {
         fn regs(out: &mut String, base: Option<Reg>, index: Option<Reg>, scale: u8) {
             if base.is_none() && index.is_none() {
                 return;
@@ -468,6 +482,9 @@ impl ArchDecoder for X86 {
         true
     }
 }
+
+#[path = "x86_fast.rs"]
+mod fast;
 
 #[cfg(test)]
 #[path = "x86_tests.rs"]

@@ -384,3 +384,65 @@ fn i386_gotoff_is_the_symbol_itself() {
         assert!(decode_one(arch, bad).is_err(), "{bad}");
     }
 }
+
+mod fast_path {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Operands shaped like the fast path's forms, with every part perturbed.
+    fn operand() -> impl Strategy<Value = String> {
+        let reg = "%(r[abcd]x|r[sd]i|r[sb]p|r[89]|r1[0-5]|e[abcd]x|e[sd]i|e[sb]p|rip|eip|\
+                   r[a-z0-9]{1,3}|e[a-z]{2}|[a-d][lhx]|[sd]il?|[sb]pl?|xmm[0-9]{1,2}|\
+                   r[0-9]{1,2}[dwbl]?|[A-Z]{3})";
+        let num = "-?[0-9]{0,21}";
+        let re = |p: String| proptest::string::string_regex(&p).expect("regex");
+        prop_oneof![
+            re(reg.to_string()),
+            re(format!("\\${num}")),
+            re(format!("{num}\\(({reg})?\\)")),
+            re(format!("{num}\\(({reg})?,({reg})?(,[0-9]{{1,2}})?\\)")),
+            re(".{0,24}".to_string()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+        #[test]
+        fn agrees_with_the_full_grammar(op in operand()) {
+            for dec in [&X86_64, &I386] {
+                if let Some(fast) = dec.parse_fast(&op) {
+                    prop_assert_eq!(Ok(fast), dec.parse_full(&op), "{}", op);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn takes_the_common_forms() {
+        for op in [
+            "%eax",
+            "%r9w",
+            "%ah",
+            "%xmm3",
+            "$-5",
+            "-20(%rbp)",
+            "(%rsp)",
+            "8(%rax,%rdx,8)",
+            "(,%rcx,8)",
+            "8(%rip)",
+        ] {
+            assert!(X86_64.parse_fast(op).is_some(), "{op}");
+        }
+        for op in [
+            "%EAX",
+            "$0x7f",
+            "-12+4(%rbp)",
+            "sym(%rip)",
+            "(%eax)",
+            "(%rsp,%rsp)",
+            "8(%rip,%rax)",
+        ] {
+            assert!(X86_64.parse_fast(op).is_none(), "{op}");
+        }
+    }
+}

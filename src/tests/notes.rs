@@ -263,6 +263,12 @@ fn malformed_corpus() -> Vec<(&'static str, Vec<u8>)> {
         ("name not UTF-8", with(b"prov\0na\xc3\0\0")),
         ("args not UTF-8", with(b"prov\0name\08@%r\xe2\x82\0")),
         ("empty provider", with(b"\0name\0\0")),
+        ("more than 64 arguments", {
+            let mut tail = b"prov\0name\0".to_vec();
+            tail.extend(b"-4@$1 ".repeat(65));
+            tail.push(0);
+            with(&tail)
+        }),
         ("empty name", with(b"prov\0\0\0")),
         ("descsz past the end", {
             let mut v = with(b"prov\0name\0\0");
