@@ -312,41 +312,26 @@ mod tests {
             let want = reg.pt_regs_offset.map(|o| o as i16);
             assert_eq!(offset_on(arch, arch, Reg::from_def(reg)), want, "{arch}");
         }
-        // 32-bit processes under 64-bit kernels.
-        assert_eq!(
-            offset_on(Arch::X86_64, Arch::I386, r(Arch::I386, "ecx")),
-            Some(88)
-        );
-        assert_eq!(
-            offset_on(Arch::X86_64, Arch::I386, r(Arch::I386, "eip")),
-            Some(128)
-        );
-        assert_eq!(
-            offset_on(Arch::Aarch64, Arch::Arm, r(Arch::Arm, "r0")),
-            Some(0)
-        );
-        assert_eq!(
-            offset_on(Arch::Aarch64, Arch::Arm, r(Arch::Arm, "r13")),
-            Some(104)
-        );
-        assert_eq!(
-            offset_on(Arch::Aarch64, Arch::Arm, r(Arch::Arm, "r14")),
-            Some(112)
-        );
-        assert_eq!(
-            offset_on(Arch::Aarch64, Arch::Arm, r(Arch::Arm, "r15")),
-            Some(256)
-        );
-        assert_eq!(
-            offset_on(Arch::Powerpc64, Arch::Powerpc, r(Arch::Powerpc, "r31")),
-            Some(248)
-        );
-        // Unrelated architectures: nothing to read.
-        assert_eq!(
-            offset_on(Arch::X86_64, Arch::Aarch64, r(Arch::Aarch64, "x0")),
-            None
-        );
-        assert_eq!(offset_on(Arch::S390x, Arch::Arm, r(Arch::Arm, "r0")), None);
+        // 32-bit processes under 64-bit kernels, and unrelated architectures (nothing to
+        // read): (host, target, register, offset).
+        let cases = [
+            (Arch::X86_64, Arch::I386, "ecx", Some(88)),
+            (Arch::X86_64, Arch::I386, "eip", Some(128)),
+            (Arch::Aarch64, Arch::Arm, "r0", Some(0)),
+            (Arch::Aarch64, Arch::Arm, "r13", Some(104)),
+            (Arch::Aarch64, Arch::Arm, "r14", Some(112)),
+            (Arch::Aarch64, Arch::Arm, "r15", Some(256)),
+            (Arch::Powerpc64, Arch::Powerpc, "r31", Some(248)),
+            (Arch::X86_64, Arch::Aarch64, "x0", None),
+            (Arch::S390x, Arch::Arm, "r0", None),
+        ];
+        for (host, target, name, want) in cases {
+            assert_eq!(
+                offset_on(host, target, r(target, name)),
+                want,
+                "{target} {name}"
+            );
+        }
         assert!(runs_on(Arch::X86_64, Arch::I386) && !runs_on(Arch::X86_64, Arch::Aarch64));
     }
 
