@@ -179,9 +179,14 @@ impl Drop for SpecLease {
             return;
         }
         let mut g = ALLOCATORS.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(a) = g.get_or_insert_with(Default::default).get_mut(&self.map_id) {
+        let all = g.get_or_insert_with(Default::default);
+        if let Some(a) = all.get_mut(&self.map_id) {
             for &id in &self.ids {
                 a.release(id);
+            }
+            // The map's last link: forget it (and the buffers its slots keep).
+            if a.by_spec.is_empty() {
+                all.remove(&self.map_id);
             }
         }
     }
