@@ -6,7 +6,7 @@ use std::hash::BuildHasher;
 
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, Sym};
-use object::{Endianness, FileKind};
+use object::{Endianness, FileKind, SectionIndex};
 
 use crate::error::{Error, Result};
 
@@ -102,15 +102,27 @@ impl<'data> ElfFile<'data> {
             }
         }
         let sections = header.sections(endian, data).map_err(Error::elf)?;
-        // One pass over the section headers for both sections (first of each name wins).
+        // One pass over the section headers for both sections (first of each name wins),
+        // comparing each name in place (no search for its end). A name outside the string
+        // table matches nothing.
+        let names: &[u8] = header
+            .shstrndx(endian, data)
+            .ok()
+            .and_then(|i| sections.section(SectionIndex(i as usize)).ok())
+            .and_then(|sh| sh.data(endian, data).ok())
+            .unwrap_or(&[]);
+        let named = |sh: &Elf::SectionHeader, want: &[u8]| {
+            names
+                .get(sh.sh_name(endian) as usize..)
+                .and_then(|n| n.strip_prefix(want))
+                .is_some_and(|rest| rest.first() == Some(&0))
+        };
         let (mut notes, mut stapsdt_base) = (None, None);
         for sh in sections.iter() {
-            match sections.section_name(endian, sh) {
-                Ok(b".note.stapsdt") if notes.is_none() => notes = Some(sh),
-                Ok(b".stapsdt.base") if stapsdt_base.is_none() => {
-                    stapsdt_base = Some(sh.sh_addr(endian).into())
-                }
-                _ => {}
+            if notes.is_none() && named(sh, b".note.stapsdt") {
+                notes = Some(sh);
+            } else if stapsdt_base.is_none() && named(sh, b".stapsdt.base") {
+                stapsdt_base = Some(sh.sh_addr(endian).into());
             }
         }
         let stapsdt_notes = match notes {

@@ -29,6 +29,8 @@ pub struct RawNote<'data> {
     pub provider: &'data str,
     /// Probe name.
     pub name: &'data str,
+    /// `provider`, a NUL and `name`, as they are in the note: one string naming the probe.
+    pub probe: &'data str,
     /// The argument string (may be empty).
     pub args: &'data str,
     /// Bytes after the argument string's NUL (libbpf's `usdt.h` adds one to mark `nop; nop5`).
@@ -127,7 +129,7 @@ pub fn walk(
         }
         let desc = &sec[desc_off..desc_off + descsz];
         return Some(parse_desc(desc, is_64, order).map_err(err).map(
-            |(pc, base, semaphore, provider, name, args, trailing)| RawNote {
+            |(pc, base, semaphore, [provider, name, probe, args], trailing)| RawNote {
                 index: this,
                 section_offset: here as u64,
                 pc,
@@ -135,6 +137,7 @@ pub fn walk(
                 semaphore,
                 provider,
                 name,
+                probe,
                 args,
                 trailing,
             },
@@ -142,7 +145,8 @@ pub fn walk(
     })
 }
 
-type Desc<'a> = (u64, u64, u64, &'a str, &'a str, &'a str, &'a [u8]);
+/// The three words; provider, name, both with the NUL between them, arguments; the rest.
+type Desc<'a> = (u64, u64, u64, [&'a str; 4], &'a [u8]);
 
 fn parse_desc(desc: &[u8], is_64: bool, order: ByteOrder) -> Result<Desc<'_>, NoteErrorKind> {
     let w = if is_64 { 8 } else { 4 };
@@ -153,6 +157,18 @@ fn parse_desc(desc: &[u8], is_64: bool, order: ByteOrder) -> Result<Desc<'_>, No
     };
     let (pc, base, semaphore) = (word(0)?, word(1)?, word(2)?);
     let rest = &desc[3 * w..];
+    if let Some((text, [p_end, n_end, a_end])) = crate::sys::text::ascii_fields::<3>(rest) {
+        if p_end > 0 && n_end > p_end + 1 {
+            let fields = [
+                &text[..p_end],
+                &text[p_end + 1..n_end],
+                &text[..n_end],
+                &text[n_end + 1..],
+            ];
+            return Ok((pc, base, semaphore, fields, &rest[a_end + 1..]));
+        }
+    }
+    // The checked path, which also says what is wrong.
     let mut nuls = memchr::memchr_iter(0, rest);
     let p_end = nuls
         .next()
@@ -185,5 +201,6 @@ fn parse_desc(desc: &[u8], is_64: bool, order: ByteOrder) -> Result<Desc<'_>, No
     if name.is_empty() {
         return Err(NoteErrorKind::Empty("probe name"));
     }
-    Ok((pc, base, semaphore, provider, name, args, rest))
+    let probe = &text[..n_end];
+    Ok((pc, base, semaphore, [provider, name, probe, args], rest))
 }

@@ -1,19 +1,22 @@
 //! Probes and sites of one ELF file: notes resolved to file offsets, grouped by
 //! `provider:name`, arguments decoded and symbols resolved.
 //!
-//! Parsing is one pass over the notes. Each distinct argument string is decoded once and
-//! its [`ArgList`] shared by every site that has it (real files repeat them: libjvm.so has
-//! 128 distinct strings for 531 sites); symbols are resolved once per distinct list; sites
-//! are grouped into probes through one hash map into flat index arrays, so parsing makes no
-//! allocation per site.
+//! Parsing is one pass over the notes, and each site is finished (arguments, probe) while its
+//! note is in cache. Each distinct argument string is decoded once and its [`ArgList`] shared
+//! by every site that has it (real files repeat them: libjvm.so has 128 distinct strings for
+//! 531 sites); symbol operands are noted as they are decoded and resolved together in one
+//! symbol table pass; sites are grouped into probes by their `provider\0name` text through a
+//! table of 4-byte indexes into flat arrays. Parsing makes no allocation per site.
 
+use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use foldhash::{HashMap, HashMapExt, HashSet};
+use foldhash::HashSet;
+use hashbrown::hash_table::Entry;
+use hashbrown::HashTable;
 
 use crate::arch::Arch;
-use crate::arg::{decode_args_into, split_args, Arg, ArgList, Location, MAX_SITE_ARGS};
+use crate::arg::{decode_args_into, split_args, Arg, ArgList, FileArgs, Location, MAX_SITE_ARGS};
 use crate::elf::{ElfFile, SymbolDef};
 use crate::error::{ArgError, ArgErrorKind, Error, NoteError, NoteErrorKind, Result};
 use crate::note::{self, RawNote};
@@ -91,35 +94,41 @@ impl<'data> UsdtFile<'data> {
         let estimate = elf.stapsdt_notes.map_or(0, |s| s.len() / 64).min(1 << 16);
         let mut sites = Vec::with_capacity(estimate);
         let mut errors = Vec::new();
-        // Each distinct argument string, decoded once into `args` (back to back);
-        // `list_of[i]` is site i's part of it.
-        let mut args: Vec<Arg<'data>> = Vec::with_capacity(estimate);
-        let mut seen: HashMap<&'data str, (u32, u32)> = HashMap::with_capacity(estimate);
-        let mut list_of: Vec<(u32, u32)> = Vec::with_capacity(estimate);
-        let mut parts: Vec<(u32, u32)> = Vec::new();
+        // Each distinct argument string is decoded once into `args` (back to back). The
+        // tables of argument lists and of probes are sized for a libjvm-sized file and grow
+        // beyond (sized for 100,000 sites, most of them would never be touched).
+        let distinct = estimate.min(1024);
+        let mut args: Vec<Arg<'data>> = Vec::with_capacity(distinct);
+        let all = FileArgs::default();
+        let mut lists = Lists::with_capacity(distinct);
+        let mut symbols = SymbolArgs::default();
+        let mut grouping = Grouping::with_capacity(distinct, estimate);
+        // One pass: each site is complete (arguments, probe) while it is in cache.
         if let Some(sec) = elf.stapsdt_notes {
             for raw in note::walk(sec, elf.is_64, elf.byte_order) {
-                match raw.and_then(|raw| resolve_site(&elf, raw)) {
-                    Ok(site) => {
-                        let part = *seen.entry(site.args_text).or_insert_with(|| {
+                let resolved = raw.and_then(|raw| {
+                    let probe = raw.probe;
+                    resolve_site(&elf, raw).map(|site| (site, probe))
+                });
+                match resolved {
+                    Ok((mut site, probe)) => {
+                        let list = lists.intern(site.args_text, |text| {
                             let start = args.len() as u32;
-                            decode_args_into(arch, site.args_text, &mut args);
-                            parts.push((start, args.len() as u32 - start));
-                            parts[parts.len() - 1]
+                            decode_args_into(arch, text, &mut args);
+                            symbols.note(&args[start as usize..], start);
+                            (start, args.len() as u32 - start)
                         });
-                        list_of.push(part);
+                        site.args = ArgList::shared(&all, list.start, list.len);
+                        grouping.add(probe, site.provider, site.name);
                         sites.push(site);
                     }
                     Err(e) => errors.push(e),
                 }
             }
         }
-        resolve_symbols(&elf, &mut args, &parts);
-        let all = Arc::new(args);
-        for (site, &(start, len)) in sites.iter_mut().zip(&list_of) {
-            site.args = ArgList::shared(&all, start, len);
-        }
-        let (probes, by_probe) = group(&sites);
+        symbols.resolve(&elf, &mut args);
+        all.set(args).expect("a file's argument lists are set once");
+        let (probes, by_probe) = grouping.finish();
         Ok(UsdtFile {
             elf,
             arch,
@@ -173,45 +182,162 @@ impl<'data> UsdtFile<'data> {
     }
 }
 
-/// Group sites by `provider:name`: the probes in order of first appearance, and the site
-/// indexes of each probe, contiguous and in note order.
-fn group<'data>(sites: &[Site<'data>]) -> (Vec<ProbeEntry<'data>>, Vec<u32>) {
-    let mut index: HashMap<(&str, &str), u32> = HashMap::with_capacity(sites.len());
-    let mut probes: Vec<ProbeEntry<'data>> = Vec::new();
-    let mut probe_of = Vec::with_capacity(sites.len());
-    // Sites of one probe are often adjacent (unrolled loops, inlined helpers): check the
-    // previous site's probe before hashing.
-    let mut last: Option<(&str, &str, u32)> = None;
-    for s in sites {
-        let id = match last {
-            Some((p, n, id)) if p == s.provider && n == s.name => id,
-            _ => *index.entry((s.provider, s.name)).or_insert_with(|| {
+/// The hash of one string used alone as a key (its bytes, with no length or terminator
+/// mixed in: nothing follows it in the key).
+fn hash_str(hasher: &foldhash::fast::RandomState, s: &str) -> u64 {
+    let mut h = hasher.build_hasher();
+    h.write(s.as_bytes());
+    h.finish()
+}
+
+/// One distinct argument string of a file and where its decoded list is.
+struct Part<'data> {
+    text: &'data str,
+    hash: u64,
+    start: u32,
+    len: u32,
+}
+
+/// The distinct argument strings of a file, each decoded once. The table holds indexes into
+/// `parts` (4 bytes a slot, so it stays in cache for 100,000 distinct strings), and each part
+/// keeps its hash so growing the table rehashes nothing.
+struct Lists<'data> {
+    hasher: foldhash::fast::RandomState,
+    table: HashTable<u32>,
+    parts: Vec<Part<'data>>,
+}
+
+impl<'data> Lists<'data> {
+    /// Room for `n` distinct strings before growing.
+    fn with_capacity(n: usize) -> Self {
+        Lists {
+            hasher: Default::default(),
+            table: HashTable::with_capacity(n),
+            parts: Vec::with_capacity(n),
+        }
+    }
+
+    /// `text`'s part, decoding it with `decode` (giving start and length) the first time it
+    /// is seen.
+    fn intern(
+        &mut self,
+        text: &'data str,
+        decode: impl FnOnce(&'data str) -> (u32, u32),
+    ) -> &Part<'data> {
+        // Sites often repeat their predecessor's arguments: one comparison, no hashing.
+        if self.parts.last().is_some_and(|p| p.text == text) {
+            return &self.parts[self.parts.len() - 1];
+        }
+        let hash = hash_str(&self.hasher, text);
+        let parts = &mut self.parts;
+        let entry = self.table.entry(
+            hash,
+            |&i| parts[i as usize].text == text,
+            |&i| parts[i as usize].hash,
+        );
+        let id = match entry {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => {
+                let (start, len) = decode(text);
+                parts.push(Part {
+                    text,
+                    hash,
+                    start,
+                    len,
+                });
+                *e.insert(parts.len() as u32 - 1).get()
+            }
+        };
+        &self.parts[id as usize]
+    }
+}
+
+/// Sites grouped by `provider:name` as they are read: the probes in order of first
+/// appearance, and each site's probe.
+struct Grouping<'data> {
+    hasher: foldhash::fast::RandomState,
+    /// Probe ids, hashed by name.
+    index: HashTable<u32>,
+    /// Each probe's `provider\0name` and its hash (compared and rehashed without hashing).
+    keys: Vec<(&'data str, u64)>,
+    probes: Vec<ProbeEntry<'data>>,
+    probe_of: Vec<u32>,
+    /// The previous site's probe: sites of one probe are often adjacent (unrolled loops,
+    /// inlined helpers), so it is checked before hashing.
+    last: Option<(&'data str, u32)>,
+}
+
+impl<'data> Grouping<'data> {
+    /// Room for `probes` probes and `sites` sites before growing.
+    fn with_capacity(probes: usize, sites: usize) -> Self {
+        Grouping {
+            hasher: Default::default(),
+            index: HashTable::with_capacity(probes),
+            keys: Vec::with_capacity(probes),
+            probes: Vec::with_capacity(probes),
+            probe_of: Vec::with_capacity(sites),
+            last: None,
+        }
+    }
+
+    /// The next site is of the probe `provider:name`; `key` is `provider\0name` (one string,
+    /// so one comparison and one hash; unambiguous, as a provider holds no NUL).
+    fn add(&mut self, key: &'data str, provider: &'data str, name: &'data str) {
+        let id = match self.last {
+            Some((k, id)) if k == key => id,
+            _ => self.find_or_add(key, provider, name),
+        };
+        self.probes[id as usize].len += 1;
+        self.probe_of.push(id);
+        self.last = Some((key, id));
+    }
+
+    fn find_or_add(&mut self, key: &'data str, provider: &'data str, name: &'data str) -> u32 {
+        let hash = hash_str(&self.hasher, key);
+        let (probes, keys) = (&mut self.probes, &mut self.keys);
+        let entry = self.index.entry(
+            hash,
+            |&i| keys[i as usize].0 == key,
+            |&i| keys[i as usize].1,
+        );
+        match entry {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => {
+                let id = probes.len() as u32;
                 probes.push(ProbeEntry {
-                    provider: s.provider,
-                    name: s.name,
+                    provider,
+                    name,
                     start: 0,
                     len: 0,
                 });
-                probes.len() as u32 - 1
-            }),
-        };
-        probes[id as usize].len += 1;
-        probe_of.push(id);
-        last = Some((s.provider, s.name, id));
+                keys.push((key, hash));
+                e.insert(id);
+                id
+            }
+        }
     }
-    let mut next = 0;
-    for p in &mut probes {
-        p.start = next;
-        next += p.len;
+
+    /// The probes, and the site indexes of each probe, contiguous and in note order.
+    fn finish(self) -> (Vec<ProbeEntry<'data>>, Vec<u32>) {
+        let mut probes = self.probes;
+        // Counting sort of the site indexes by probe: each probe's `start` serves as its next
+        // free slot, and ends `len` slots past where it began.
+        let mut next = 0;
+        for p in &mut probes {
+            p.start = next;
+            next += p.len;
+        }
+        let mut by_probe = vec![0; self.probe_of.len()];
+        for (i, &id) in self.probe_of.iter().enumerate() {
+            let slot = &mut probes[id as usize].start;
+            by_probe[*slot as usize] = i as u32;
+            *slot += 1;
+        }
+        for p in &mut probes {
+            p.start -= p.len;
+        }
+        (probes, by_probe)
     }
-    let mut fill: Vec<u32> = probes.iter().map(|p| p.start).collect();
-    let mut by_probe = vec![0; sites.len()];
-    for (i, &id) in probe_of.iter().enumerate() {
-        let slot = &mut fill[id as usize];
-        by_probe[*slot as usize] = i as u32;
-        *slot += 1;
-    }
-    (probes, by_probe)
 }
 
 fn resolve_site<'data>(
@@ -269,23 +395,39 @@ fn resolve_site<'data>(
     })
 }
 
-/// Fill in the addresses of symbol operands of the argument `lists` (start, length) of
-/// `args`; an unknown or ambiguous symbol becomes an error of that argument only.
-fn resolve_symbols(elf: &ElfFile<'_>, args: &mut [Arg<'_>], lists: &[(u32, u32)]) {
-    let wanted: HashSet<&str> = args
-        .iter()
-        .filter_map(|arg| match &arg.decoded.as_ref().ok()?.location {
-            Location::Symbol { symbol, .. } => Some(symbol.as_str()),
-            _ => None,
-        })
-        .collect();
-    if wanted.is_empty() {
-        return;
+/// The symbol operands met while decoding (noted while their lists are in cache), resolved
+/// together once every name is known: one symbol table pass per file.
+#[derive(Default)]
+struct SymbolArgs {
+    names: HashSet<String>,
+    /// (index in the file's arguments, index in its list) of each symbol operand.
+    args: Vec<(u32, u32)>,
+}
+
+impl SymbolArgs {
+    /// Note the symbol operands of a list just decoded at `start`.
+    fn note(&mut self, list: &[Arg<'_>], start: u32) {
+        for (i, arg) in list.iter().enumerate() {
+            let Ok(spec) = &arg.decoded else { continue };
+            if let Location::Symbol { symbol, .. } = &spec.location {
+                if !self.names.contains(symbol.as_str()) {
+                    self.names.insert(symbol.clone());
+                }
+                self.args.push((start + i as u32, i as u32));
+            }
+        }
     }
-    let table = elf.find_symbols(&wanted).unwrap_or_default();
-    for &(start, len) in lists {
-        let list = &mut args[start as usize..][..len as usize];
-        for (index, arg) in list.iter_mut().enumerate() {
+
+    /// Fill in the addresses of the noted operands; an unknown or ambiguous symbol becomes
+    /// an error of that argument only.
+    fn resolve(&self, elf: &ElfFile<'_>, args: &mut [Arg<'_>]) {
+        if self.args.is_empty() {
+            return;
+        }
+        let wanted: HashSet<&str> = self.names.iter().map(String::as_str).collect();
+        let table = elf.find_symbols(&wanted).unwrap_or_default();
+        for &(at, index) in &self.args {
+            let arg = &mut args[at as usize];
             let Ok(spec) = &mut arg.decoded else { continue };
             let Location::Symbol {
                 symbol,
@@ -309,7 +451,7 @@ fn resolve_symbols(elf: &ElfFile<'_>, args: &mut [Arg<'_>], lists: &[(u32, u32)]
                 },
             };
             arg.decoded = Err(ArgError {
-                index,
+                index: index as usize,
                 text: arg.text.to_string(),
                 kind,
             });

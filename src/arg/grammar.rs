@@ -8,41 +8,62 @@ use crate::error::ArgErrorKind;
 /// (aarch64's `[x22, 20]` contains a space) and joining a token that ends in a comma to the
 /// next one (clang prints loongarch memory operands as `$sp, 8`).
 pub(crate) fn split_args(s: &str) -> impl Iterator<Item = &str> {
-    let space = |c: char| c.is_ascii_whitespace();
-    let mut rest = s;
+    let b = s.as_bytes();
+    let mut pos = 0;
     std::iter::from_fn(move || {
-        rest = rest.trim_start_matches(space);
-        let bytes = rest.as_bytes();
-        if bytes.is_empty() {
+        while b.get(pos).is_some_and(u8::is_ascii_whitespace) {
+            pos += 1;
+        }
+        if pos == b.len() {
             return None;
         }
+        let start = pos;
         let mut depth = 0i32;
-        let mut end = bytes.len();
+        // The last byte that is not whitespace: a comma joins the next token.
         let mut last = b' ';
-        for (i, &c) in bytes.iter().enumerate() {
-            match c {
-                b'[' => depth += 1,
-                b']' => depth -= 1,
-                c if c.is_ascii_whitespace() && depth <= 0 && last != b',' => {
+        let mut end = b.len();
+        for (i, &c) in b.iter().enumerate().skip(start) {
+            if c.is_ascii_whitespace() {
+                if depth <= 0 && last != b',' {
                     end = i;
                     break;
                 }
-                _ => {}
-            }
-            if !c.is_ascii_whitespace() {
+            } else {
+                match c {
+                    b'[' => depth += 1,
+                    b']' => depth -= 1,
+                    _ => {}
+                }
                 last = c;
             }
         }
-        // `end` is at an ASCII byte: a char boundary.
-        let (tok, tail) = rest.split_at(end);
-        rest = tail;
-        Some(tok.trim_end_matches(space))
+        pos = end;
+        let mut e = end;
+        while e > start && b[e - 1].is_ascii_whitespace() {
+            e -= 1;
+        }
+        // `start` and `e` are next to ASCII bytes (or the ends): char boundaries.
+        Some(&s[start..e])
     })
 }
 
 /// Split `[-]SIZE[f]@OPERAND` into (size, signed, float, operand). Without an `@` the whole
 /// text is the operand: 8 bytes, unsigned.
 pub(crate) fn split_prefix(text: &str) -> Result<(u32, bool, bool, &str), ArgErrorKind> {
+    // What compilers write: one digit of 1, 2, 4 or 8, then `@` (or `f@`).
+    let b = text.as_bytes();
+    let (signed, at) = match b.first() {
+        Some(b'-') => (true, 1),
+        _ => (false, 0),
+    };
+    if let [d @ (b'1' | b'2' | b'4' | b'8'), rest @ ..] = &b[at..] {
+        let float = rest.first() == Some(&b'f');
+        let op = at + 1 + usize::from(float);
+        if b.get(op) == Some(&b'@') && b.len() > op + 1 {
+            // Everything before `op` is ASCII: a char boundary.
+            return Ok((u32::from(d - b'0'), signed, float, &text[op + 1..]));
+        }
+    }
     let Some(at) = text.bytes().position(|b| b == b'@') else {
         return Ok((8, false, false, text));
     };
@@ -262,6 +283,61 @@ mod tests {
         assert_eq!(split_args(" \t ").count(), 0);
         let v: Vec<_> = split_args("-4@$sp, 8 8@$r3,16 4@x0, ").collect();
         assert_eq!(v, ["-4@$sp, 8", "8@$r3,16", "4@x0,"]);
+    }
+
+    /// The splitting rule stated character by character: a token ends at whitespace outside
+    /// brackets unless its last non-blank character is a comma.
+    fn split_reference(s: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let (mut tok, mut depth, mut last) = (String::new(), 0i32, ' ');
+        let ws = |c: char| c.is_ascii_whitespace();
+        for c in s.chars() {
+            if ws(c) && depth <= 0 && last != ',' {
+                if !tok.is_empty() {
+                    out.push(tok.trim_end_matches(ws).to_string());
+                }
+                (tok, depth, last) = (String::new(), 0, ' ');
+                continue;
+            }
+            match c {
+                '[' => depth += 1,
+                ']' => depth -= 1,
+                _ => {}
+            }
+            if !c.is_ascii_whitespace() {
+                last = c;
+            }
+            if !(tok.is_empty() && ws(c)) {
+                tok.push(c);
+            }
+        }
+        if !tok.is_empty() {
+            out.push(tok.trim_end_matches(ws).to_string());
+        }
+        out
+    }
+
+    #[test]
+    fn splitting_agrees_with_the_rule_on_every_short_string() {
+        // Every string of up to 6 characters over the characters that matter.
+        let alphabet = [' ', '\t', ',', '[', ']', 'x', 'é'];
+        let mut strings = vec![String::new()];
+        for _ in 0..6 {
+            let longer: Vec<String> = strings
+                .iter()
+                .filter(|s| s.chars().count() == strings.last().unwrap().chars().count())
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            strings.extend(longer);
+        }
+        assert!(strings.len() > 100_000);
+        for s in &strings {
+            assert_eq!(
+                split_args(s).collect::<Vec<_>>(),
+                split_reference(s),
+                "{s:?}"
+            );
+        }
     }
 
     #[test]

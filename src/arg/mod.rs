@@ -24,7 +24,7 @@ mod testkit;
 mod x86;
 
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -85,14 +85,18 @@ pub struct Arg<'a> {
     pub decoded: Result<ArgSpec, ArgError>,
 }
 
+/// The decoded argument lists of one file, back to back: filled once, after the file's
+/// symbols are resolved, by the parse that creates the sites holding it.
+pub(crate) type FileArgs<'a> = Arc<OnceLock<Vec<Arg<'a>>>>;
+
 /// The decoded arguments of a site. Sites whose argument strings are the same share one
 /// list (a file decodes each distinct string once), and the lists of a file share one
 /// allocation: cloning is a reference-count increment. Derefs to `[Arg]`.
 #[derive(Debug, Clone, Default)]
 pub struct ArgList<'a> {
-    /// Every list of the file, back to back (`None`: no arguments). A `Vec` behind the
-    /// `Arc` (not a slice) so that sharing a file's lists moves them instead of copying.
-    all: Option<Arc<Vec<Arg<'a>>>>,
+    /// Every list of the file (`None`: no arguments). Sites take their reference while the
+    /// file is read, before the lists are final; no site is handed out before they are set.
+    all: Option<FileArgs<'a>>,
     /// This list's part of `all`.
     start: u32,
     len: u32,
@@ -102,11 +106,11 @@ impl<'a> ArgList<'a> {
     /// A list holding `args`.
     pub fn new(args: Vec<Arg<'a>>) -> Self {
         let len = args.len() as u32;
-        ArgList::shared(&Arc::new(args), 0, len)
+        ArgList::shared(&Arc::new(OnceLock::from(args)), 0, len)
     }
 
     /// The part `start..start + len` of `all`, the lists of a file back to back.
-    pub(crate) fn shared(all: &Arc<Vec<Arg<'a>>>, start: u32, len: u32) -> Self {
+    pub(crate) fn shared(all: &FileArgs<'a>, start: u32, len: u32) -> Self {
         ArgList {
             all: (len > 0).then(|| Arc::clone(all)),
             start,
@@ -119,7 +123,7 @@ impl<'a> Deref for ArgList<'a> {
     type Target = [Arg<'a>];
 
     fn deref(&self) -> &[Arg<'a>] {
-        match &self.all {
+        match self.all.as_deref().and_then(OnceLock::get) {
             Some(all) => &all[self.start as usize..][..self.len as usize],
             None => &[],
         }

@@ -191,6 +191,25 @@ impl X86 {
     /// Resolve a register name (without `%`, lower case).
     fn lookup(&self, name: &str) -> Option<Found> {
         let full = if self.is_64 { 8 } else { 4 };
+        // r8..r15 with an optional width suffix (the most common registers in -O2 code
+        // first), matched on bytes.
+        if self.is_64 {
+            let (n, suffix) = match name.as_bytes() {
+                [b'r', d @ b'8'..=b'9', s @ ..] => (usize::from(d - b'0'), s),
+                [b'r', b'1', d @ b'0'..=b'5', s @ ..] => (10 + usize::from(d - b'0'), s),
+                _ => (0, &b"?"[..]),
+            };
+            let width = match suffix {
+                b"" => Some(full),
+                b"d" => Some(4),
+                b"w" => Some(2),
+                b"b" | b"l" => Some(1),
+                _ => None,
+            };
+            if let Some(width) = width {
+                return Some(self.found(n, width, 0));
+            }
+        }
         if let Some((i, width, shift)) = legacy(name.as_bytes(), self.is_64) {
             return Some(self.found(i, width, shift));
         }
@@ -200,33 +219,11 @@ impl X86 {
             let count = if self.is_64 { 32 } else { 8 };
             return (n < count).then(|| self.found(base + n, 16, 0));
         }
-        if name == "rip" && self.is_64 {
-            return Some(self.found(16, 8, 0));
+        match name {
+            "rip" if self.is_64 => Some(self.found(16, 8, 0)),
+            "eip" if !self.is_64 => Some(self.found(8, 4, 0)),
+            _ => None,
         }
-        if name == "eip" && !self.is_64 {
-            return Some(self.found(8, 4, 0));
-        }
-        if !self.is_64 {
-            return None;
-        }
-        // r8..r15 with an optional width suffix.
-        let rest = name.strip_prefix('r')?;
-        let digits_end = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let (num, suffix) = rest.split_at(digits_end);
-        if num.starts_with('0') {
-            return None;
-        }
-        let n: usize = num.parse().ok().filter(|n| (8..16).contains(n))?;
-        let width = match suffix {
-            "" => full,
-            "d" => 4,
-            "w" => 2,
-            "b" | "l" => 1,
-            _ => return None,
-        };
-        Some(self.found(n, width, 0))
     }
 
     fn resolve(&self, name: &str) -> Result<Found, ArgErrorKind> {

@@ -26,21 +26,21 @@ fn decimal(s: &[u8]) -> Option<i64> {
 
 impl X86 {
     /// A register named in lower case (`eax`, `r9w`, `xmm3`), as (register, width, shift).
-    fn fast_reg(&self, name: &[u8]) -> Option<(Reg, u8, u8)> {
+    fn fast_reg(&self, name: &str) -> Option<(Reg, u8, u8)> {
         if name
-            .iter()
+            .bytes()
             .any(|b| !b.is_ascii_lowercase() && !b.is_ascii_digit())
         {
             return None;
         }
-        let f = self.lookup(std::str::from_utf8(name).ok()?)?;
+        let f = self.lookup(name)?;
         Some((f.reg, f.width, f.shift))
     }
 
     /// A full-width general register addressing memory (`%rbp`), also as an index when
     /// `index`; `None` for anything the full grammar must judge.
-    fn fast_address(&self, text: &[u8], index: bool) -> Option<Reg> {
-        let (reg, width, shift) = self.fast_reg(text.strip_prefix(b"%")?)?;
+    fn fast_address(&self, text: &str, index: bool) -> Option<Reg> {
+        let (reg, width, shift) = self.fast_reg(text.strip_prefix('%')?)?;
         let full = if self.is_64 { 8 } else { 4 };
         let class = reg.def().class;
         let ok = class == RegClass::General
@@ -55,7 +55,7 @@ impl X86 {
         let b = op.as_bytes();
         match *b.first()? {
             b'%' => {
-                let (reg, _, shift) = self.fast_reg(&b[1..])?;
+                let (reg, _, shift) = self.fast_reg(&op[1..])?;
                 Some(match reg.def().class {
                     RegClass::Vector => Location::FpReg { reg },
                     _ => Location::Reg { reg, shift },
@@ -64,12 +64,12 @@ impl X86 {
             b'$' => decimal(&b[1..]).map(Location::Const),
             _ => {
                 let open = b.iter().position(|&c| c == b'(')?;
-                let inner = b[open + 1..].strip_suffix(b")")?;
+                let inner = op[open + 1..].strip_suffix(')')?;
                 let offset = match &b[..open] {
                     [] => 0,
                     disp => decimal(disp)?,
                 };
-                let mut parts = inner.split(|&c| c == b',');
+                let mut parts = inner.split(',');
                 let base = parts.next()?;
                 let Some(index) = parts.next() else {
                     let base = self.fast_address(base, false)?;
@@ -77,17 +77,17 @@ impl X86 {
                 };
                 let scale = match parts.next() {
                     None => 1,
-                    Some(b"1") => 1,
-                    Some(b"2") => 2,
-                    Some(b"4") => 4,
-                    Some(b"8") => 8,
+                    Some("1") => 1,
+                    Some("2") => 2,
+                    Some("4") => 4,
+                    Some("8") => 8,
                     Some(_) => return None,
                 };
                 if parts.next().is_some() {
                     return None;
                 }
                 let base = match base {
-                    [] => None,
+                    "" => None,
                     b => Some(self.fast_address(b, false)?),
                 };
                 if base.is_some_and(|r| r.def().class == RegClass::Ip) {

@@ -303,6 +303,10 @@ fn garbage_is_a_clear_error() {
         "8@%r08",
         "8@%xmm01",
         "8@%r8q",
+        "8@%r8dd",
+        "8@%r1",
+        "8@%r7",
+        "8@%r1d",
         "8@é",
     ] {
         let r = decode_one(Arch::X86_64, bad);

@@ -1,6 +1,8 @@
-//! `usdtkit bench attach`.
+//! `usdtkit bench attach`, `hits` and `parse`.
 
-use usdtkit::bench::{self, AttachBench};
+use std::path::PathBuf;
+
+use usdtkit::bench::{self, parse::ParseRatio, AttachBench};
 
 /// Run the attach comparison and print each implementation's times and the ratios to usdtkit.
 pub(super) fn attach(b: AttachBench, json: bool) -> bool {
@@ -77,4 +79,66 @@ pub(super) fn hits(iterations: u64, json: bool) -> bool {
         );
     }
     true
+}
+
+/// Run the paired parse comparison over `files` (or the standard inputs), printing each row
+/// as it is measured.
+pub(super) fn parse(files: &[PathBuf], rounds: usize, json: bool) -> bool {
+    let mut ok = true;
+    let inputs: Vec<(String, Vec<u8>)> = if files.is_empty() {
+        eprintln!("generating the inputs (up to 100,000 sites)...");
+        bench::parse::standard_inputs(|name, path, e| {
+            eprintln!("usdtkit bench parse: skipping {name}: {path}: {e}")
+        })
+    } else {
+        let mut v = Vec::new();
+        for f in files {
+            match std::fs::read(f) {
+                Ok(bytes) => v.push((f.display().to_string(), bytes)),
+                Err(e) => {
+                    eprintln!("usdtkit bench parse: {}: {e}", f.display());
+                    ok = false;
+                }
+            }
+        }
+        v
+    };
+    if !json {
+        println!("{rounds} rounds per input; ratio: median of usdtkit / walk per round");
+        println!(
+            "{:<28} {:>8} {:>12} {:>12} {:>7} {:>13}",
+            "input", "sites", "walk µs", "usdtkit µs", "ratio", "quartiles"
+        );
+    }
+    let mut rows: Vec<ParseRatio> = Vec::new();
+    for (name, data) in &inputs {
+        if json {
+            eprintln!("measuring {name}...");
+        }
+        match bench::parse::compare(name, data, rounds) {
+            Ok(r) => {
+                if !json {
+                    println!(
+                        "{:<28} {:>8} {:>12.2} {:>12.2} {:>6.2}x {:>6.2}-{:<6.2}",
+                        r.input,
+                        r.sites,
+                        r.walk_us,
+                        r.usdtkit_us,
+                        r.ratio,
+                        r.ratio_quartiles.0,
+                        r.ratio_quartiles.1
+                    );
+                }
+                rows.push(r);
+            }
+            Err(e) => {
+                eprintln!("usdtkit bench parse: {name}: {e}");
+                ok = false;
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string(&rows).expect("json"));
+    }
+    ok
 }

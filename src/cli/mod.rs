@@ -143,6 +143,19 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Parsing against a bare walk of the notes with `object`, timed in alternating pairs
+    /// (median ratio over the rounds). Without FILES: the installed real binaries
+    /// (libjvm.so, postgres, python3.11) and generated files of 1,000 to 100,000 sites.
+    Parse {
+        /// ELF files to measure instead of the standard inputs.
+        files: Vec<std::path::PathBuf>,
+        /// Rounds per input (each about 10 ms of each side).
+        #[arg(long, default_value_t = 21)]
+        rounds: usize,
+        /// JSON output (one array).
+        #[arg(long)]
+        json: bool,
+    },
     /// Per-hit cost: a loop firing a probe N times at a plain `nop` site and at a
     /// `nop; nop5` site, not attached and attached by usdtkit and by libbpf (count-only
     /// recorder).
@@ -200,6 +213,14 @@ pub fn run() -> ExitCode {
         Command::Bench {
             what: BenchCommand::Hits { iterations, json },
         } => bench::hits(iterations, json),
+        Command::Bench {
+            what:
+                BenchCommand::Parse {
+                    files,
+                    rounds,
+                    json,
+                },
+        } => bench::parse(&files, rounds, json),
         Command::Check {
             corpus,
             profile,

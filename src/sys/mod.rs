@@ -1,10 +1,12 @@
 //! Everything that talks to the operating system through `unsafe`: one place, each block with
 //! the reason it is sound. `bpf` wraps the bpf(2) commands usdtkit uses (through libbpf's
-//! thin syscall wrappers), `perf` the uprobe PMU's perf_event_open(2).
+//! thin syscall wrappers), `perf` the uprobe PMU's perf_event_open(2), `text`
+//! the one conversion of bytes to `str` that skips validation (proven ASCII by its own scan).
 
 pub(crate) mod bpf;
 pub(crate) mod perf;
 pub mod process;
+pub(crate) mod text;
 
 use std::fs::File;
 use std::io;

@@ -143,3 +143,31 @@ fn list_real_python() {
     assert!(entry["sites"][0]["semaphore"].is_u64());
     assert_eq!(entry["sites"][0]["args"].as_array().unwrap().len(), 3);
 }
+
+#[test]
+fn bench_parse_measures_files_and_names_the_bad_ones() {
+    let dir = std::env::temp_dir().join(format!("usdtkit-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("gen.elf");
+    std::fs::write(&good, usdtkit::bench::parse::generated(120, false)).unwrap();
+    let missing = dir.join("missing.elf");
+    let (code, out, err) = usdtkit(&[
+        "bench",
+        "parse",
+        "--rounds",
+        "3",
+        "--json",
+        good.to_str().unwrap(),
+        missing.to_str().unwrap(),
+    ]);
+    // The missing file fails the run, by name, after the good one is measured.
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("missing.elf"), "{err}");
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["sites"], 120);
+    assert_eq!(rows[0]["rounds"], 3);
+    assert!(rows[0]["ratio"].as_f64().unwrap() > 0.0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

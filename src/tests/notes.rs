@@ -369,3 +369,51 @@ fn files_without_notes_have_no_probes() {
     assert_eq!(u.sites().len(), 0);
     assert_eq!(u.probes().count(), 0);
 }
+
+#[test]
+fn non_ascii_text_is_read_and_grouped_like_ascii() {
+    // ASCII notes take the one-pass scan, the others the checked UTF-8 path: both must give
+    // the same strings, and sites of one probe must group together whichever path read them.
+    let notes = vec![
+        NoteSpec::new(TEXT, "prov", "naïve", "-4@%eax"),
+        NoteSpec::new(TEXT + 0x10, "prov", "plain", "8@%rbx"),
+        NoteSpec::new(TEXT + 0x20, "prov", "plain", "8@%rbx 1@$0 # é"),
+        NoteSpec::new(TEXT + 0x30, "prövider", "plain", "8@%rbx"),
+        NoteSpec::new(TEXT + 0x40, "prov", "naïve", "-4@%eax"),
+    ];
+    let f = ElfSpec {
+        notes: notes.clone(),
+        ..ElfSpec::default()
+    }
+    .build();
+    let u = UsdtFile::parse(&f).unwrap();
+    assert!(u.errors().is_empty(), "{:?}", u.errors());
+    let got: Vec<_> = u
+        .sites()
+        .iter()
+        .map(|s| (s.provider, s.name, s.args_text))
+        .collect();
+    let want: Vec<_> = notes
+        .iter()
+        .map(|n| (n.provider.as_str(), n.name.as_str(), n.args.as_str()))
+        .collect();
+    assert_eq!(got, want);
+    let probes: Vec<_> = u
+        .probes()
+        .map(|p| {
+            (
+                p.provider,
+                p.name,
+                p.sites.iter().map(|s| s.pc).collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        probes,
+        [
+            ("prov", "naïve", vec![TEXT, TEXT + 0x40]),
+            ("prov", "plain", vec![TEXT + 0x10, TEXT + 0x20]),
+            ("prövider", "plain", vec![TEXT + 0x30]),
+        ]
+    );
+}

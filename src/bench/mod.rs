@@ -1,7 +1,8 @@
 //! Attach and detach latency, measured side by side: usdtkit (one uprobe_multi link for the
 //! whole file), libbpf (`bpf_program__attach_usdt`, one link per probe name), and the kernel's
 //! own cost (one raw uprobe_multi link over precomputed offsets, no parsing, no specs), on a
-//! scale fixture with P processes mapping it.
+//! scale fixture with P processes mapping it. [`parse`] compares parsing with a bare note
+//! walk.
 
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
@@ -15,6 +16,8 @@ use crate::error::{Error, Result};
 use crate::gen::{self, GenOptions, Manifest, Profile};
 use crate::probe::MappedFile;
 use crate::recorder::{Recorder, RecorderOptions};
+
+pub mod parse;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -169,9 +172,9 @@ pub struct HitCost {
     pub ns_per_hit: f64,
 }
 
-const LOOP_S: &str = include_str!("../fixtures/asm/hit_loop.S");
-const LOOP_MAIN: &str = include_str!("../fixtures/c/hit_loop_main.c");
-const NOTE_INC: &str = include_str!("../fixtures/asm/usdt-note.inc");
+const LOOP_S: &str = include_str!("../../fixtures/asm/hit_loop.S");
+const LOOP_MAIN: &str = include_str!("../../fixtures/c/hit_loop_main.c");
+const NOTE_INC: &str = include_str!("../../fixtures/asm/usdt-note.inc");
 
 /// Build (once) the per-hit loop fixture under `target/`.
 pub fn hit_loop_fixture() -> Result<PathBuf> {
