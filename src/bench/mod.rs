@@ -32,6 +32,40 @@ pub struct AttachBench {
     pub sparse: bool,
     /// Implementations: `usdtkit`, `libbpf`, `kernel`.
     pub impls: Vec<String>,
+    /// Rounds: each measures every implementation once (in alternating order); times and
+    /// ratios are medians over the rounds.
+    pub rounds: usize,
+}
+
+/// The median and quartiles of a set of measurements.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    /// Median.
+    pub median: f64,
+    /// First quartile.
+    pub q1: f64,
+    /// Third quartile.
+    pub q3: f64,
+}
+
+impl Spread {
+    /// The spread of `values` (`NaN`s if there are none).
+    pub fn of(mut values: Vec<f64>) -> Spread {
+        if values.is_empty() {
+            return Spread {
+                median: f64::NAN,
+                q1: f64::NAN,
+                q3: f64::NAN,
+            };
+        }
+        values.sort_by(f64::total_cmp);
+        let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+        Spread {
+            median: at(0.5),
+            q1: at(0.25),
+            q3: at(0.75),
+        }
+    }
 }
 
 /// One implementation's timings.
@@ -47,6 +81,26 @@ pub struct Timing {
     pub links: usize,
     /// Sites attached.
     pub sites: usize,
+}
+
+/// One implementation over several rounds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rounds {
+    /// Implementation.
+    pub implementation: String,
+    /// Median attach time.
+    pub attach_ms: f64,
+    /// Median detach time.
+    pub detach_ms: f64,
+    /// Kernel links created.
+    pub links: usize,
+    /// Rounds measured.
+    pub rounds: usize,
+    /// This implementation's attach time divided by usdtkit's in the same round, over the
+    /// rounds (absent when usdtkit is not measured).
+    pub attach_vs_usdtkit: Option<Spread>,
+    /// The same for detach.
+    pub detach_vs_usdtkit: Option<Spread>,
 }
 
 /// The scale fixture for `probes` × `sites_per_probe`, built once under `target/`.
@@ -136,9 +190,10 @@ pub fn measure(implementation: &str, binary: &Path) -> Result<Timing> {
     })
 }
 
-/// Run the comparison: build (or reuse) the fixture, start `procs` processes, measure each
-/// implementation once.
-pub fn run(b: &AttachBench) -> Result<Vec<Timing>> {
+/// Run the comparison: build (or reuse) the fixture, start `procs` processes, then measure
+/// every implementation once per round, alternating their order between rounds (no one
+/// always goes first); `progress` is told of each round as it starts.
+pub fn run(b: &AttachBench, mut progress: impl FnMut(usize, usize)) -> Result<Vec<Rounds>> {
     let probes = b.probes.max(1);
     let per = b.sites.div_ceil(probes).max(1);
     let (dir, m) = scale_fixture(probes, per, b.sparse)?;
@@ -148,13 +203,39 @@ pub fn run(b: &AttachBench) -> Result<Vec<Timing>> {
         .collect::<Result<_>>()?;
     std::thread::sleep(Duration::from_millis(50));
     let binary = dir.join(&fx.binary);
-    let out = b
-        .impls
-        .iter()
-        .map(|i| measure(i, &binary))
-        .collect::<Result<Vec<_>>>();
+    let rounds = b.rounds.max(1);
+    let mut all: Vec<Vec<Timing>> = vec![Vec::new(); b.impls.len()];
+    for round in 0..rounds {
+        progress(round + 1, rounds);
+        let mut order: Vec<usize> = (0..b.impls.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            all[i].push(measure(&b.impls[i], &binary)?);
+        }
+    }
     drop(procs);
-    out
+    let base = b.impls.iter().position(|i| i == "usdtkit");
+    let ratio = |i: usize, f: fn(&Timing) -> f64| {
+        let base = &all[base?];
+        Some(Spread::of(
+            all[i].iter().zip(base).map(|(t, u)| f(t) / f(u)).collect(),
+        ))
+    };
+    Ok(b.impls
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Rounds {
+            implementation: name.clone(),
+            attach_ms: Spread::of(all[i].iter().map(|t| t.attach_ms).collect()).median,
+            detach_ms: Spread::of(all[i].iter().map(|t| t.detach_ms).collect()).median,
+            links: all[i].last().map_or(0, |t| t.links),
+            rounds,
+            attach_vs_usdtkit: ratio(i, |t| t.attach_ms),
+            detach_vs_usdtkit: ratio(i, |t| t.detach_ms),
+        })
+        .collect())
 }
 
 /// Per-hit cost of one probe site kind.

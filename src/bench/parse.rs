@@ -14,6 +14,7 @@ use object::read::elf::{FileHeader, SectionHeader};
 use object::{elf, Endianness, FileKind};
 use serde::Serialize;
 
+use super::Spread;
 use crate::error::{Error, Result};
 use crate::synth::{ElfSpec, NoteSpec, SymSpec};
 use crate::UsdtFile;
@@ -172,12 +173,6 @@ fn per_call(iters: u32, f: &mut dyn FnMut()) -> Duration {
     t.elapsed() / iters
 }
 
-fn median_and_quartiles(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.25), at(0.75))
-}
-
 /// Measure `data` (named `input`) over `rounds` rounds of about 10 ms of each side. Fails
 /// when the file cannot be read as ELF, or when the two sides count different notes (the
 /// comparison would then be of different work).
@@ -208,14 +203,14 @@ pub fn compare(input: &str, data: &[u8], rounds: usize) -> Result<ParseRatio> {
         p.push(tp * 1e6);
         r.push(tp / tw);
     }
-    let (ratio, q1, q3) = median_and_quartiles(r);
+    let ratio = Spread::of(r);
     Ok(ParseRatio {
         input: input.to_string(),
         sites,
-        walk_us: median_and_quartiles(w).0,
-        usdtkit_us: median_and_quartiles(p).0,
-        ratio,
-        ratio_quartiles: (q1, q3),
+        walk_us: Spread::of(w).median,
+        usdtkit_us: Spread::of(p).median,
+        ratio: ratio.median,
+        ratio_quartiles: (ratio.q1, ratio.q3),
         rounds: rounds.max(1),
     })
 }

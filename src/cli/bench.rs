@@ -2,40 +2,57 @@
 
 use std::path::PathBuf;
 
-use usdtkit::bench::{self, parse::ParseRatio, AttachBench};
+use usdtkit::bench::{self, parse::ParseRatio, AttachBench, Spread};
 
-/// Run the attach comparison and print each implementation's times and the ratios to usdtkit.
+/// Run the attach comparison and print each implementation's times and the ratios to usdtkit
+/// (medians over the rounds, with quartiles when there are several).
 pub(super) fn attach(b: AttachBench, json: bool) -> bool {
-    let t = match bench::run(&b) {
+    let rounds = b.rounds.max(1);
+    let t = match bench::run(&b, |k, n| {
+        if n > 1 {
+            eprint!("\rround {k}/{n}");
+        }
+    }) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("usdtkit bench attach: {e}");
+            eprintln!("\rusdtkit bench attach: {e}");
             return false;
         }
     };
+    if rounds > 1 {
+        eprintln!();
+    }
     if json {
         println!("{}", serde_json::to_string(&t).expect("json"));
         return true;
     }
     println!(
-        "{} sites in {} probes, {} processes, {} layout",
+        "{} sites in {} probes, {} processes, {} layout, {} round{}",
         b.sites,
         b.probes,
         b.procs,
-        if b.sparse { "sparse" } else { "dense" }
+        if b.sparse { "sparse" } else { "dense" },
+        rounds,
+        if rounds == 1 { "" } else { "s (medians)" }
     );
-    let base = t.iter().find(|x| x.implementation == "usdtkit");
     println!(
-        "{:<10} {:>12} {:>12} {:>7} {:>16} {:>16}",
+        "{:<10} {:>12} {:>12} {:>7} {:>20} {:>20}",
         "impl", "attach ms", "detach ms", "links", "attach / usdtkit", "detach / usdtkit"
     );
+    let show = |s: Option<Spread>| match s {
+        None => "-".to_string(),
+        Some(s) if rounds == 1 => format!("{:.2}", s.median),
+        Some(s) => format!("{:.2} ({:.2}-{:.2})", s.median, s.q1, s.q3),
+    };
     for x in &t {
-        let (ra, rd) = base.map_or((f64::NAN, f64::NAN), |u| {
-            (x.attach_ms / u.attach_ms, x.detach_ms / u.detach_ms)
-        });
         println!(
-            "{:<10} {:>12.2} {:>12.2} {:>7} {:>16.2} {:>16.2}",
-            x.implementation, x.attach_ms, x.detach_ms, x.links, ra, rd
+            "{:<10} {:>12.2} {:>12.2} {:>7} {:>20} {:>20}",
+            x.implementation,
+            x.attach_ms,
+            x.detach_ms,
+            x.links,
+            show(x.attach_vs_usdtkit),
+            show(x.detach_vs_usdtkit)
         );
     }
     true

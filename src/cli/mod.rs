@@ -132,6 +132,10 @@ enum BenchCommand {
         /// One site per page instead of adjacent sites.
         #[arg(long)]
         sparse: bool,
+        /// Rounds (each attaches and detaches every implementation once, in alternating
+        /// order); times and ratios are medians over the rounds.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
         /// Implementations, comma-separated.
         #[arg(
             long = "impl",
@@ -197,6 +201,7 @@ pub fn run() -> ExitCode {
                     probes,
                     procs,
                     sparse,
+                    rounds,
                     impls,
                     json,
                 },
@@ -207,6 +212,7 @@ pub fn run() -> ExitCode {
                 procs,
                 sparse,
                 impls,
+                rounds,
             },
             json,
         ),

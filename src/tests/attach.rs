@@ -546,3 +546,36 @@ fn trace_a_running_postgres_server() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn bench_attach_runs_rounds_and_reports_paired_ratios() {
+    let Some(_g) = privileged() else { return };
+    let out = Command::new(env!("CARGO_BIN_EXE_usdtkit"))
+        .args(["bench", "attach", "--sites", "40", "--probes", "2"])
+        .args(["--rounds", "3", "--impl", "usdtkit,kernel", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    let names: Vec<_> = rows.iter().map(|r| r["implementation"].clone()).collect();
+    assert_eq!(names, ["usdtkit", "kernel"]);
+    for r in rows {
+        assert_eq!(r["rounds"], 3);
+        assert_eq!(r["links"], 1, "{r}");
+        assert!(r["detach_ms"].as_f64().unwrap() > 0.0, "{r}");
+        // Each ratio is this implementation's time over usdtkit's in the same round.
+        let spread = &r["attach_vs_usdtkit"];
+        let (q1, med, q3) = (
+            spread["q1"].as_f64().unwrap(),
+            spread["median"].as_f64().unwrap(),
+            spread["q3"].as_f64().unwrap(),
+        );
+        assert!(q1 <= med && med <= q3 && q1 > 0.0, "{r}");
+    }
+    assert_eq!(rows[0]["detach_vs_usdtkit"]["median"], 1.0);
+}
