@@ -94,6 +94,8 @@ pub struct Rounds {
     pub detach_ms: f64,
     /// Kernel links created.
     pub links: usize,
+    /// Sites attached (0 where the implementation does not say).
+    pub sites: usize,
     /// Rounds measured.
     pub rounds: usize,
     /// This implementation's attach time divided by usdtkit's in the same round, over the
@@ -231,6 +233,7 @@ pub fn run(b: &AttachBench, mut progress: impl FnMut(usize, usize)) -> Result<Ve
             attach_ms: Spread::of(all[i].iter().map(|t| t.attach_ms).collect()).median,
             detach_ms: Spread::of(all[i].iter().map(|t| t.detach_ms).collect()).median,
             links: all[i].last().map_or(0, |t| t.links),
+            sites: all[i].last().map_or(0, |t| t.sites),
             rounds,
             attach_vs_usdtkit: ratio(i, |t| t.attach_ms),
             detach_vs_usdtkit: ratio(i, |t| t.detach_ms),

@@ -567,6 +567,7 @@ fn bench_attach_runs_rounds_and_reports_paired_ratios() {
     for r in rows {
         assert_eq!(r["rounds"], 3);
         assert_eq!(r["links"], 1, "{r}");
+        assert_eq!(r["sites"], 40, "{r}");
         assert!(r["detach_ms"].as_f64().unwrap() > 0.0, "{r}");
         // Each ratio is this implementation's time over usdtkit's in the same round.
         let spread = &r["attach_vs_usdtkit"];
