@@ -89,9 +89,11 @@ impl<'data> UsdtFile<'data> {
     pub fn parse(data: &'data [u8]) -> Result<Self> {
         let elf = ElfFile::parse(data)?;
         let arch = Arch::from_elf(elf.machine, elf.is_64);
-        // A note takes 60 to 150 bytes: size the tables once rather than growing them (up to
-        // a bound: the section's size is the file's word).
-        let estimate = elf.stapsdt_notes.map_or(0, |s| s.len() / 64).min(1 << 16);
+        // A note takes 60 to 150 bytes: size the site tables once rather than growing them
+        // (growing copies every site read so far: 8 MB at 100,000 sites). Bounded, as the
+        // section's size is the file's word; a reservation this large is mapped lazily, so
+        // pages never written cost nothing.
+        let estimate = elf.stapsdt_notes.map_or(0, |s| s.len() / 64).min(1 << 20);
         let mut sites = Vec::with_capacity(estimate);
         let mut errors = Vec::new();
         // Each distinct argument string is decoded once into `args` (back to back). The

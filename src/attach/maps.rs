@@ -74,10 +74,13 @@ pub(crate) fn find(prog: BorrowedFd<'_>) -> Result<SpecMaps, String> {
 }
 
 /// The spec ids of one map: which spec each id holds and how many sites use it. Releasing
-/// an id costs no hashing (its slot keeps the spec's hash) and no allocation (the slot keeps
-/// its bytes' buffer for the next spec that takes the id).
+/// an id costs no hashing (its slot keeps the spec's hash) and no allocation: the specs sit
+/// back to back in one buffer, an id's bytes at `id * size` (every spec of a map has the
+/// map's value size).
 #[derive(Debug, Default)]
 struct Alloc {
+    /// Bytes of one spec.
+    size: usize,
     /// Ids never handed out start here.
     next: u32,
     /// Ids handed out and released since.
@@ -86,28 +89,45 @@ struct Alloc {
     by_spec: HashTable<u32>,
     /// By id.
     slots: Vec<Slot>,
+    /// By id: each id's spec, `size` bytes.
+    bytes: Vec<u8>,
+    /// References held, over all ids.
+    refs: usize,
     hasher: RandomState,
 }
 
 #[derive(Debug, Default, Clone)]
 struct Slot {
-    bytes: Vec<u8>,
     hash: u64,
     /// Sites using the id (0: free).
     refs: usize,
 }
 
 impl Alloc {
+    /// An allocator for specs of `size` bytes.
+    fn new(size: usize) -> Self {
+        Alloc {
+            size,
+            ..Default::default()
+        }
+    }
+
+    /// The spec `id` holds.
+    fn spec(&self, id: u32) -> &[u8] {
+        &self.bytes[id as usize * self.size..][..self.size]
+    }
+
     /// Take one reference on the id holding `bytes`, if some id does; else `Err(hash)`.
     fn share(&mut self, bytes: &[u8]) -> Result<u32, u64> {
         let hash = self.hasher.hash_one(bytes);
-        let slots = &mut self.slots;
-        match self
+        let found = self
             .by_spec
-            .find(hash, |&id| slots[id as usize].bytes == bytes)
-        {
-            Some(&id) => {
-                slots[id as usize].refs += 1;
+            .find(hash, |&id| self.spec(id) == bytes)
+            .copied();
+        match found {
+            Some(id) => {
+                self.slots[id as usize].refs += 1;
+                self.refs += 1;
                 Ok(id)
             }
             None => Err(hash),
@@ -124,17 +144,16 @@ impl Alloc {
         })
     }
 
-    /// Record that `id` now holds `bytes` (whose hash is `hash`), used once.
+    /// Record that `id` now holds `bytes` (`size` of them, whose hash is `hash`), used once.
     fn fill(&mut self, id: u32, bytes: &[u8], hash: u64) {
         let at = id as usize;
         if self.slots.len() <= at {
             self.slots.resize(at + 1, Slot::default());
+            self.bytes.resize((at + 1) * self.size, 0);
         }
-        let slot = &mut self.slots[at];
-        slot.bytes.clear();
-        slot.bytes.extend_from_slice(bytes);
-        slot.hash = hash;
-        slot.refs = 1;
+        self.bytes[at * self.size..][..self.size].copy_from_slice(bytes);
+        self.slots[at] = Slot { hash, refs: 1 };
+        self.refs += 1;
         let slots = &self.slots;
         self.by_spec
             .insert_unique(hash, id, |&i| slots[i as usize].hash);
@@ -146,6 +165,7 @@ impl Alloc {
             return;
         };
         slot.refs -= 1;
+        self.refs -= 1;
         if slot.refs == 0 {
             if let Ok(e) = self.by_spec.find_entry(slot.hash, |&i| i == id) {
                 e.remove();
@@ -181,6 +201,12 @@ impl Drop for SpecLease {
         let mut g = ALLOCATORS.lock().unwrap_or_else(|p| p.into_inner());
         let all = g.get_or_insert_with(Default::default);
         if let Some(a) = all.get_mut(&self.map_id) {
+            // The map's last link (it holds every reference): forget the allocator whole
+            // rather than release 50,000 ids one by one.
+            if a.refs == self.ids.len() {
+                all.remove(&self.map_id);
+                return;
+            }
             for &id in &self.ids {
                 a.release(id);
             }
@@ -194,15 +220,22 @@ impl Drop for SpecLease {
 
 /// Give every spec an id, writing new specs into the map. All or nothing: when the map is
 /// full or a write fails, no id stays taken.
-pub(crate) fn acquire(maps: &SpecMaps, specs: &[Vec<u8>]) -> Result<SpecLease, String> {
+pub(crate) fn acquire(maps: &SpecMaps, specs: &[u8]) -> Result<SpecLease, String> {
+    let size = maps.info.value_size as usize;
+    if size == 0 || specs.len() % size != 0 {
+        return Err(format!(
+            "{} bytes of specs for a map of {size}-byte values",
+            specs.len()
+        ));
+    }
     let mut g = ALLOCATORS.lock().unwrap_or_else(|p| p.into_inner());
     let a = g
         .get_or_insert_with(Default::default)
         .entry(maps.info.id)
-        .or_default();
+        .or_insert_with(|| Alloc::new(size));
     let mut lease = SpecLease {
         map_id: maps.info.id,
-        ids: Vec::with_capacity(specs.len()),
+        ids: Vec::with_capacity(specs.len() / size),
     };
     let fail = |a: &mut Alloc, lease: &mut SpecLease, why: String| {
         // Undo: drop this lease's references (forgetting specs written for it).
@@ -211,8 +244,8 @@ pub(crate) fn acquire(maps: &SpecMaps, specs: &[Vec<u8>]) -> Result<SpecLease, S
         }
         why
     };
-    let (mut new_ids, mut new_specs) = (Vec::new(), Vec::new());
-    for bytes in specs {
+    let mut new_ids: Vec<u32> = Vec::new();
+    for bytes in specs.chunks_exact(size) {
         let hash = match a.share(bytes) {
             Ok(id) => {
                 lease.ids.push(id);
@@ -232,11 +265,21 @@ pub(crate) fn acquire(maps: &SpecMaps, specs: &[Vec<u8>]) -> Result<SpecLease, S
         a.fill(id, bytes, hash);
         lease.ids.push(id);
         new_ids.push(id);
-        new_specs.extend_from_slice(bytes);
     }
-    // New specs go into the map in one batch.
-    let size = maps.info.value_size as usize;
-    if let Err(e) = bpf::map_update_batch(maps.specs.as_fd(), &new_ids, &new_specs, size) {
+    // New specs go into the map in one batch, straight from the allocator's buffer when
+    // their ids are consecutive (as in a fresh map), else gathered.
+    let consecutive = new_ids.windows(2).all(|w| w[1] == w[0] + 1);
+    let written = match (consecutive, new_ids.first()) {
+        (true, Some(&first)) => {
+            let batch = &a.bytes[first as usize * size..][..new_ids.len() * size];
+            bpf::map_update_batch(maps.specs.as_fd(), &new_ids, batch, size)
+        }
+        _ => {
+            let batch: Vec<u8> = new_ids.iter().flat_map(|&id| a.spec(id)).copied().collect();
+            bpf::map_update_batch(maps.specs.as_fd(), &new_ids, &batch, size)
+        }
+    };
+    if let Err(e) = written {
         let why = format!("writing {} specs into __bpf_usdt_specs: {e}", new_ids.len());
         return Err(fail(a, &mut lease, why));
     }
@@ -265,7 +308,7 @@ mod tests {
 
     #[test]
     fn identical_specs_share_an_id_until_the_last_release() {
-        let mut a = Alloc::default();
+        let mut a = Alloc::new(2);
         let ids = take_all(&mut a, &[b"aa", b"bb", b"aa"], 8).unwrap();
         assert_eq!(ids, [0, 1, 0]);
         // A second lease of the same spec shares it too.
@@ -288,8 +331,38 @@ mod tests {
     }
 
     #[test]
+    fn the_last_lease_forgets_the_allocator_and_earlier_ones_release_their_ids() {
+        // No kernel map has this id: the test owns the entry.
+        let map_id = u32::MAX - 7;
+        let mut a = Alloc::new(2);
+        let first = take_all(&mut a, &[b"aa", b"bb"], 8).unwrap();
+        let second = take_all(&mut a, &[b"bb", b"cc"], 8).unwrap();
+        assert_eq!((a.refs, a.spec(0), a.spec(2)), (4, &b"aa"[..], &b"cc"[..]));
+        ALLOCATORS
+            .lock()
+            .unwrap()
+            .get_or_insert_with(Default::default)
+            .insert(map_id, a);
+        drop(SpecLease { map_id, ids: first });
+        {
+            let g = ALLOCATORS.lock().unwrap();
+            let a = &g.as_ref().unwrap()[&map_id];
+            assert_eq!(a.refs, 2);
+            assert_eq!(a.free, [0], "`aa` had no other user; `bb` still has one");
+            assert_eq!(a.slots[1].refs, 1);
+            assert_eq!(a.spec(1), b"bb");
+        }
+        drop(SpecLease {
+            map_id,
+            ids: second,
+        });
+        let g = ALLOCATORS.lock().unwrap();
+        assert!(!g.as_ref().unwrap().contains_key(&map_id));
+    }
+
+    #[test]
     fn capacity_is_enforced() {
-        let mut a = Alloc::default();
+        let mut a = Alloc::new(1);
         assert!(take_all(&mut a, &[b"a", b"b"], 2).is_some());
         assert!(take_all(&mut a, &[b"c"], 2).is_none());
         assert!(

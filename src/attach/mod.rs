@@ -32,6 +32,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use self::plan::SitePlan;
 use crate::arch::Arch;
@@ -91,10 +92,10 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 /// One attached site.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachedSite {
-    /// Provider.
-    pub provider: String,
-    /// Probe name.
-    pub name: String,
+    /// Provider (one allocation shared by every site of the probe).
+    pub provider: Arc<str>,
+    /// Probe name (shared like `provider`).
+    pub name: Arc<str>,
     /// Link-time site address.
     pub pc: u64,
     /// File offset the uprobe is at.
@@ -270,7 +271,11 @@ impl<'p> UsdtAttacher<'p> {
         }
         let maps = maps::find(self.prog).map_err(|e| err(None, None, e))?;
         let nop5 = self.optimize_nop5.unwrap_or_else(perf::has_uprobe_syscall);
-        let mut plans: Vec<(SitePlan, &crate::Site<'_>, u64)> = Vec::new();
+        // Each plan with its probe's index in `names`: a probe's name is allocated once, not
+        // once per site (50,000 sites would otherwise cost 100,000 allocations to attach and
+        // as many frees to detach).
+        let mut plans: Vec<(SitePlan, usize, u64)> = Vec::new();
+        let mut names: Vec<(Arc<str>, Arc<str>)> = Vec::new();
         let mut warnings = Vec::new();
         for probe in usdt.probes() {
             let Some(sel) = selectors
@@ -279,6 +284,7 @@ impl<'p> UsdtAttacher<'p> {
             else {
                 continue;
             };
+            names.push((probe.provider.into(), probe.name.into()));
             for site in &probe.sites {
                 let p = plan::plan_site(usdt.arch(), maps.layout, site, mapped.bytes(), nop5);
                 if p.args.len() > spec::MAX_ARGS {
@@ -309,7 +315,7 @@ impl<'p> UsdtAttacher<'p> {
                     Some(first) => first + plans.len() as u64,
                     None => sel.cookie,
                 };
-                plans.push((p, site, cookie));
+                plans.push((p, names.len() - 1, cookie));
             }
         }
         if plans.is_empty() {
@@ -338,17 +344,18 @@ impl<'p> UsdtAttacher<'p> {
             ));
         }
         let big = usdt.elf().byte_order == crate::elf::ByteOrder::Big;
-        let specs: Vec<Vec<u8>> = plans
-            .iter()
-            .map(|(p, _, cookie)| spec::encode(maps.layout, big, &p.args, *cookie))
-            .collect();
+        // Every spec back to back in one buffer (one allocation for any number of sites).
+        let mut specs = Vec::with_capacity(plans.len() * maps.layout.spec_size());
+        for (p, _, cookie) in &plans {
+            spec::encode_into(maps.layout, big, &p.args, *cookie, &mut specs);
+        }
         let lease = maps::acquire(&maps, &specs).map_err(|e| err(None, None, e))?;
         let sites: Vec<AttachedSite> = plans
             .iter()
             .zip(lease.ids())
-            .map(|((p, s, cookie), id)| AttachedSite {
-                provider: s.provider.to_string(),
-                name: s.name.to_string(),
+            .map(|((p, probe, cookie), id)| AttachedSite {
+                provider: Arc::clone(&names[*probe].0),
+                name: Arc::clone(&names[*probe].1),
                 pc: p.pc,
                 offset: p.offset,
                 cookie: *cookie,

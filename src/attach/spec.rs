@@ -109,8 +109,24 @@ impl Layout {
 /// Panics if more than [`MAX_ARGS`] arguments are given (callers check first), or if a SIB
 /// argument is encoded in the V1 layout.
 pub fn encode(layout: Layout, big_endian: bool, args: &[ArgEncoding], cookie: u64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(layout.spec_size());
+    encode_into(layout, big_endian, args, cookie, &mut b);
+    b
+}
+
+/// [`encode`], appending the spec to `out` (many specs back to back in one buffer, as a
+/// batched map update takes them).
+pub fn encode_into(
+    layout: Layout,
+    big_endian: bool,
+    args: &[ArgEncoding],
+    cookie: u64,
+    out: &mut Vec<u8>,
+) {
     assert!(args.len() <= MAX_ARGS, "at most {MAX_ARGS} arguments");
-    let mut b = vec![0u8; layout.spec_size()];
+    let start = out.len();
+    out.resize(start + layout.spec_size(), 0);
+    let b = &mut out[start..];
     let u16b = |v: u16| {
         if big_endian {
             v.to_be_bytes()
@@ -172,7 +188,6 @@ pub fn encode(layout: Layout, big_endian: bool, args: &[ArgEncoding], cookie: u6
     let tail = MAX_ARGS * layout.arg_size();
     b[tail..tail + 8].copy_from_slice(&u64b(cookie));
     b[tail + 8..tail + 10].copy_from_slice(&u16b(args.len() as u16));
-    b
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! that libbpf and usdtkit can be compared on the same BPF program.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use libbpf_rs::{MapCore, MapFlags, PrintLevel, UsdtOpts};
 
@@ -71,6 +71,7 @@ impl Recorder<'_> {
             load_bias(pid, binary, first).unwrap_or(0)
         };
         let mut out = LibbpfAttach::default();
+        let object: Arc<Path> = Arc::from(binary);
         // libbpf explains a refusal only in its log: capture it for the report.
         let previous = libbpf_rs::set_print(Some((PrintLevel::Warn, capture)));
         for probe in usdt.probes() {
@@ -92,12 +93,14 @@ impl Recorder<'_> {
                 Ok(link) => {
                     self.libbpf_links.push(link);
                     let mut idx = Vec::new();
+                    let (provider, name): (Arc<str>, Arc<str>) =
+                        (probe.provider.into(), probe.name.into());
                     for s in &probe.sites {
                         idx.push(self.sites.len());
                         self.sites.push(SiteInfo {
-                            object: binary.to_path_buf(),
-                            provider: s.provider.into(),
-                            name: s.name.into(),
+                            object: Arc::clone(&object),
+                            provider: Arc::clone(&provider),
+                            name: Arc::clone(&name),
                             pc: s.pc,
                             args: s.args.iter().map(|a| a.decoded.clone().ok()).collect(),
                             unreadable: Vec::new(),

@@ -10,6 +10,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -86,11 +87,12 @@ pub struct Hit {
 
 #[derive(Debug, Clone)]
 pub(crate) struct SiteInfo {
-    object: PathBuf,
-    provider: String,
-    name: String,
+    // Shared by every site of a file (or probe): one allocation, not one per site.
+    object: Arc<Path>,
+    provider: Arc<str>,
+    name: Arc<str>,
     pc: u64,
-    args: Vec<Option<ArgSpec>>,
+    args: Arc<[Option<ArgSpec>]>,
     unreadable: Vec<(usize, String)>,
 }
 
@@ -223,16 +225,22 @@ impl<'obj> Recorder<'obj> {
             .iter()
             .filter(|&&i| i < MAX_ARGS)
             .fold(0, |m, &i| m | (1 << i));
-        let by_pc: std::collections::HashMap<u64, &crate::Site<'_>> =
+        let by_pc: foldhash::HashMap<u64, &crate::Site<'_>> =
             usdt.sites().iter().map(|x| (x.pc, x)).collect();
+        let object: Arc<Path> = Arc::from(path.as_path());
+        // Sites repeating an argument string share its decoded list.
+        let mut lists: foldhash::HashMap<&str, Arc<[Option<ArgSpec>]>> = Default::default();
         for s in link.sites() {
             let site = by_pc[&s.pc];
+            let args = lists
+                .entry(site.args_text)
+                .or_insert_with(|| site.args.iter().map(|a| a.decoded.clone().ok()).collect());
             self.sites.push(SiteInfo {
-                object: path.clone(),
-                provider: s.provider.clone(),
-                name: s.name.clone(),
+                object: Arc::clone(&object),
+                provider: Arc::clone(&s.provider),
+                name: Arc::clone(&s.name),
                 pc: s.pc,
-                args: site.args.iter().map(|a| a.decoded.clone().ok()).collect(),
+                args: Arc::clone(args),
                 unreadable: s.unreadable.clone(),
             });
             if mask != 0 {
@@ -347,9 +355,9 @@ impl<'obj> Recorder<'obj> {
             }
         }
         Some(Hit {
-            object: site.object.clone(),
-            provider: site.provider.clone(),
-            name: site.name.clone(),
+            object: site.object.to_path_buf(),
+            provider: site.provider.to_string(),
+            name: site.name.to_string(),
             pc: site.pc,
             pid: u32_at(16),
             tid: u32_at(20),
