@@ -75,12 +75,15 @@ pub(crate) fn find(prog: BorrowedFd<'_>) -> Result<SpecMaps, String> {
 
 /// The spec ids of one map: which spec each id holds and how many sites use it. Releasing
 /// an id costs no hashing (its slot keeps the spec's hash) and no allocation: the specs sit
-/// back to back in one buffer, an id's bytes at `id * size` (every spec of a map has the
-/// map's value size).
+/// back to back in blocks of [`BLOCK_BYTES`] (every spec of a map has the map's value size).
+/// Blocks that small come from the heap's free lists; one buffer for 50,000 specs would be a
+/// fresh mapping page-faulted in on every attach.
 #[derive(Debug, Default)]
 struct Alloc {
     /// Bytes of one spec.
     size: usize,
+    /// Specs in one block.
+    per_block: usize,
     /// Ids never handed out start here.
     next: u32,
     /// Ids handed out and released since.
@@ -89,12 +92,16 @@ struct Alloc {
     by_spec: HashTable<u32>,
     /// By id.
     slots: Vec<Slot>,
-    /// By id: each id's spec, `size` bytes.
-    bytes: Vec<u8>,
+    /// Each id's spec: id `i` is spec `i % per_block` of block `i / per_block`.
+    blocks: Vec<Box<[u8]>>,
     /// References held, over all ids.
     refs: usize,
     hasher: RandomState,
 }
+
+/// Bytes of one block of specs (under glibc's smallest threshold for serving an allocation
+/// with its own mapping, 128 KiB).
+const BLOCK_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Default, Clone)]
 struct Slot {
@@ -108,13 +115,15 @@ impl Alloc {
     fn new(size: usize) -> Self {
         Alloc {
             size,
+            per_block: (BLOCK_BYTES / size.max(1)).max(1),
             ..Default::default()
         }
     }
 
     /// The spec `id` holds.
     fn spec(&self, id: u32) -> &[u8] {
-        &self.bytes[id as usize * self.size..][..self.size]
+        let (block, at) = (id as usize / self.per_block, id as usize % self.per_block);
+        &self.blocks[block][at * self.size..][..self.size]
     }
 
     /// Take one reference on the id holding `bytes`, if some id does; else `Err(hash)`.
@@ -149,9 +158,13 @@ impl Alloc {
         let at = id as usize;
         if self.slots.len() <= at {
             self.slots.resize(at + 1, Slot::default());
-            self.bytes.resize((at + 1) * self.size, 0);
         }
-        self.bytes[at * self.size..][..self.size].copy_from_slice(bytes);
+        let (block, i) = (at / self.per_block, at % self.per_block);
+        while self.blocks.len() <= block {
+            let block = vec![0; self.per_block * self.size];
+            self.blocks.push(block.into_boxed_slice());
+        }
+        self.blocks[block][i * self.size..][..self.size].copy_from_slice(bytes);
         self.slots[at] = Slot { hash, refs: 1 };
         self.refs += 1;
         let slots = &self.slots;
@@ -210,7 +223,7 @@ impl Drop for SpecLease {
             for &id in &self.ids {
                 a.release(id);
             }
-            // The map's last link: forget it (and the buffers its slots keep).
+            // The map's last link: forget it (and its blocks of specs).
             if a.by_spec.is_empty() {
                 all.remove(&self.map_id);
             }
@@ -218,16 +231,15 @@ impl Drop for SpecLease {
     }
 }
 
-/// Give every spec an id, writing new specs into the map. All or nothing: when the map is
-/// full or a write fails, no id stays taken.
-pub(crate) fn acquire(maps: &SpecMaps, specs: &[u8]) -> Result<SpecLease, String> {
+/// Give each of `count` specs an id, writing new specs into the map; `encode(i, buf)`
+/// appends spec `i` to `buf`. All or nothing: when the map is full or a write fails, no id
+/// stays taken.
+pub(crate) fn acquire(
+    maps: &SpecMaps,
+    count: usize,
+    mut encode: impl FnMut(usize, &mut Vec<u8>),
+) -> Result<SpecLease, String> {
     let size = maps.info.value_size as usize;
-    if size == 0 || specs.len() % size != 0 {
-        return Err(format!(
-            "{} bytes of specs for a map of {size}-byte values",
-            specs.len()
-        ));
-    }
     let mut g = ALLOCATORS.lock().unwrap_or_else(|p| p.into_inner());
     let a = g
         .get_or_insert_with(Default::default)
@@ -235,7 +247,7 @@ pub(crate) fn acquire(maps: &SpecMaps, specs: &[u8]) -> Result<SpecLease, String
         .or_insert_with(|| Alloc::new(size));
     let mut lease = SpecLease {
         map_id: maps.info.id,
-        ids: Vec::with_capacity(specs.len() / size),
+        ids: Vec::with_capacity(count),
     };
     let fail = |a: &mut Alloc, lease: &mut SpecLease, why: String| {
         // Undo: drop this lease's references (forgetting specs written for it).
@@ -245,8 +257,18 @@ pub(crate) fn acquire(maps: &SpecMaps, specs: &[u8]) -> Result<SpecLease, String
         why
     };
     let mut new_ids: Vec<u32> = Vec::new();
-    for bytes in specs.chunks_exact(size) {
-        let hash = match a.share(bytes) {
+    let mut bytes = Vec::with_capacity(size);
+    for i in 0..count {
+        bytes.clear();
+        encode(i, &mut bytes);
+        if bytes.len() != size {
+            let why = format!(
+                "a spec of {} bytes for a map of {size}-byte values",
+                bytes.len()
+            );
+            return Err(fail(a, &mut lease, why));
+        }
+        let hash = match a.share(&bytes) {
             Ok(id) => {
                 lease.ids.push(id);
                 continue;
@@ -262,26 +284,31 @@ pub(crate) fn acquire(maps: &SpecMaps, specs: &[u8]) -> Result<SpecLease, String
             );
             return Err(fail(a, &mut lease, why));
         };
-        a.fill(id, bytes, hash);
+        a.fill(id, &bytes, hash);
         lease.ids.push(id);
         new_ids.push(id);
     }
-    // New specs go into the map in one batch, straight from the allocator's buffer when
-    // their ids are consecutive (as in a fresh map), else gathered.
-    let consecutive = new_ids.windows(2).all(|w| w[1] == w[0] + 1);
-    let written = match (consecutive, new_ids.first()) {
-        (true, Some(&first)) => {
-            let batch = &a.bytes[first as usize * size..][..new_ids.len() * size];
-            bpf::map_update_batch(maps.specs.as_fd(), &new_ids, batch, size)
+    // New specs go into the map a block's worth per call: straight from the block when
+    // their ids are consecutive within it (as in a fresh map), else gathered.
+    let mut gathered = Vec::new();
+    for ids in new_ids.chunks(a.per_block) {
+        let first = ids[0] as usize;
+        let one_run = ids.windows(2).all(|w| w[1] == w[0] + 1)
+            && first / a.per_block == (first + ids.len() - 1) / a.per_block;
+        let batch = if one_run {
+            let at = first % a.per_block * size;
+            &a.blocks[first / a.per_block][at..at + ids.len() * size]
+        } else {
+            gathered.clear();
+            for &id in ids {
+                gathered.extend_from_slice(a.spec(id));
+            }
+            &gathered[..]
+        };
+        if let Err(e) = bpf::map_update_batch(maps.specs.as_fd(), ids, batch, size) {
+            let why = format!("writing {} specs into __bpf_usdt_specs: {e}", new_ids.len());
+            return Err(fail(a, &mut lease, why));
         }
-        _ => {
-            let batch: Vec<u8> = new_ids.iter().flat_map(|&id| a.spec(id)).copied().collect();
-            bpf::map_update_batch(maps.specs.as_fd(), &new_ids, &batch, size)
-        }
-    };
-    if let Err(e) = written {
-        let why = format!("writing {} specs into __bpf_usdt_specs: {e}", new_ids.len());
-        return Err(fail(a, &mut lease, why));
     }
     Ok(lease)
 }
@@ -358,6 +385,30 @@ mod tests {
         });
         let g = ALLOCATORS.lock().unwrap();
         assert!(!g.as_ref().unwrap().contains_key(&map_id));
+    }
+
+    #[test]
+    fn specs_cross_blocks_intact() {
+        // Three specs a block: ids 0-2 in the first, 3-5 in the second, ...
+        let size = BLOCK_BYTES / 3;
+        let mut a = Alloc::new(size);
+        assert_eq!(a.per_block, 3);
+        let specs: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i + 1; size]).collect();
+        let refs: Vec<&[u8]> = specs.iter().map(|s| &s[..]).collect();
+        let ids = take_all(&mut a, &refs, 100).unwrap();
+        assert_eq!(ids, (0..8).collect::<Vec<u32>>());
+        assert_eq!(a.blocks.len(), 3);
+        for (id, spec) in ids.iter().zip(&specs) {
+            assert_eq!(a.spec(*id), &spec[..]);
+            assert_eq!(a.share(spec).ok(), Some(*id));
+        }
+        // A freed id in the second block takes a new spec in place.
+        a.release(4);
+        a.release(4);
+        let ids = take_all(&mut a, &[&vec![0xee; size][..]], 100).unwrap();
+        assert_eq!(ids, [4]);
+        assert_eq!(a.spec(4), &vec![0xee; size][..]);
+        assert_eq!(a.spec(5), &specs[5][..], "its neighbour is untouched");
     }
 
     #[test]

@@ -344,12 +344,11 @@ impl<'p> UsdtAttacher<'p> {
             ));
         }
         let big = usdt.elf().byte_order == crate::elf::ByteOrder::Big;
-        // Every spec back to back in one buffer (one allocation for any number of sites).
-        let mut specs = Vec::with_capacity(plans.len() * maps.layout.spec_size());
-        for (p, _, cookie) in &plans {
-            spec::encode_into(maps.layout, big, &p.args, *cookie, &mut specs);
-        }
-        let lease = maps::acquire(&maps, &specs).map_err(|e| err(None, None, e))?;
+        let lease = maps::acquire(&maps, plans.len(), |i, buf| {
+            let (p, _, cookie) = &plans[i];
+            spec::encode_into(maps.layout, big, &p.args, *cookie, buf);
+        })
+        .map_err(|e| err(None, None, e))?;
         let sites: Vec<AttachedSite> = plans
             .iter()
             .zip(lease.ids())

@@ -95,14 +95,15 @@ impl Recorder<'_> {
                     let mut idx = Vec::new();
                     let (provider, name): (Arc<str>, Arc<str>) =
                         (probe.provider.into(), probe.name.into());
-                    for s in &probe.sites {
+                    let args = super::share_args(probe.sites.iter().map(|s| &s.args));
+                    for (s, args) in probe.sites.iter().zip(args) {
                         idx.push(self.sites.len());
                         self.sites.push(SiteInfo {
                             object: Arc::clone(&object),
                             provider: Arc::clone(&provider),
                             name: Arc::clone(&name),
                             pc: s.pc,
-                            args: s.args.iter().map(|a| a.decoded.clone().ok()).collect(),
+                            args,
                             unreadable: Vec::new(),
                         });
                     }

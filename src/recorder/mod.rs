@@ -17,7 +17,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
 
 use self::skel::{RecorderSkel, RecorderSkelBuilder};
-use crate::arg::ArgSpec;
+use crate::arg::{Arg, ArgList, ArgSpec};
 use crate::attach::{AttachMode, ProbeSelector, UsdtAttacher, UsdtLink};
 use crate::error::{Error, Result};
 use crate::probe::MappedFile;
@@ -92,8 +92,26 @@ pub(crate) struct SiteInfo {
     provider: Arc<str>,
     name: Arc<str>,
     pc: u64,
-    args: Arc<[Option<ArgSpec>]>,
+    args: SiteArgs,
     unreadable: Vec<(usize, String)>,
+}
+
+/// A site's decoded arguments, shared by the sites attached together that have the same
+/// argument list.
+type SiteArgs = Arc<[Option<ArgSpec>]>;
+
+/// The arguments of each list of `lists`, in order; a list that several sites share (a
+/// file's sites with one argument string share one slice) is converted once.
+fn share_args<'a, 'd: 'a>(lists: impl Iterator<Item = &'a ArgList<'d>>) -> Vec<SiteArgs> {
+    let mut seen: foldhash::HashMap<*const Arg<'d>, SiteArgs> = Default::default();
+    lists
+        .map(|list| {
+            let args = seen
+                .entry(list.as_ptr())
+                .or_insert_with(|| list.iter().map(|a| a.decoded.clone().ok()).collect());
+            Arc::clone(args)
+        })
+        .collect()
 }
 
 /// The loaded recorder and what it is attached to.
@@ -228,19 +246,15 @@ impl<'obj> Recorder<'obj> {
         let by_pc: foldhash::HashMap<u64, &crate::Site<'_>> =
             usdt.sites().iter().map(|x| (x.pc, x)).collect();
         let object: Arc<Path> = Arc::from(path.as_path());
-        // Sites repeating an argument string share its decoded list.
-        let mut lists: foldhash::HashMap<&str, Arc<[Option<ArgSpec>]>> = Default::default();
-        for s in link.sites() {
-            let site = by_pc[&s.pc];
-            let args = lists
-                .entry(site.args_text)
-                .or_insert_with(|| site.args.iter().map(|a| a.decoded.clone().ok()).collect());
+        let args = share_args(link.sites().iter().map(|s| &by_pc[&s.pc].args));
+        self.sites.reserve(link.sites().len());
+        for (s, args) in link.sites().iter().zip(args) {
             self.sites.push(SiteInfo {
                 object: Arc::clone(&object),
                 provider: Arc::clone(&s.provider),
                 name: Arc::clone(&s.name),
                 pc: s.pc,
-                args: Arc::clone(args),
+                args,
                 unreadable: s.unreadable.clone(),
             });
             if mask != 0 {
