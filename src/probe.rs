@@ -452,11 +452,11 @@ impl SymbolArgs {
                     count: many.len(),
                 },
             };
-            arg.decoded = Err(ArgError {
+            arg.decoded = Err(Box::new(ArgError {
                 index: index as usize,
                 text: arg.text.to_string(),
                 kind,
-            });
+            }));
         }
     }
 }

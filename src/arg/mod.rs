@@ -81,8 +81,9 @@ impl ArgSpec {
 pub struct Arg<'a> {
     /// The argument as written in the note (`-4@%eax`).
     pub text: &'a str,
-    /// The decoded spec, or why it could not be decoded.
-    pub decoded: Result<ArgSpec, ArgError>,
+    /// The decoded spec, or why it could not be decoded (boxed: errors are rare, and a
+    /// file's decoded arguments take 96 bytes each rather than 104).
+    pub decoded: Result<ArgSpec, Box<ArgError>>,
 }
 
 /// The decoded argument lists of one file, back to back: filled once, after the file's
@@ -207,10 +208,12 @@ pub(crate) fn decode_args_into<'a>(arch: Arch, args: &'a str, out: &mut Vec<Arg<
     for (index, text) in grammar::split_args(args).enumerate() {
         out.push(Arg {
             text,
-            decoded: decode_one(arch, text).map_err(|kind| ArgError {
-                index,
-                text: text.to_string(),
-                kind,
+            decoded: decode_one(arch, text).map_err(|kind| {
+                Box::new(ArgError {
+                    index,
+                    text: text.to_string(),
+                    kind,
+                })
             }),
         });
     }
