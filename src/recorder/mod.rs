@@ -96,9 +96,27 @@ pub(crate) struct SiteInfo {
     unreadable: Vec<(usize, String)>,
 }
 
-/// A site's decoded arguments, shared by the sites attached together that have the same
-/// argument list.
-type SiteArgs = Arc<[Option<ArgSpec>]>;
+/// What reading a hit's argument needs of its spec (`bpf_usdt_arg()` did the rest).
+#[derive(Debug, Clone, Copy)]
+struct ArgShape {
+    size: u32,
+    signed: bool,
+    float: bool,
+}
+
+impl From<&ArgSpec> for ArgShape {
+    fn from(s: &ArgSpec) -> Self {
+        ArgShape {
+            size: s.size,
+            signed: s.signed,
+            float: s.float,
+        }
+    }
+}
+
+/// A site's arguments (`None`: not decoded), shared by the sites attached together that
+/// have the same argument list.
+type SiteArgs = Arc<[Option<ArgShape>]>;
 
 /// The arguments of each list of `lists`, in order; a list that several sites share (a
 /// file's sites with one argument string share one slice) is converted once.
@@ -106,9 +124,11 @@ fn share_args<'a, 'd: 'a>(lists: impl Iterator<Item = &'a ArgList<'d>>) -> Vec<S
     let mut seen: foldhash::HashMap<*const Arg<'d>, SiteArgs> = Default::default();
     lists
         .map(|list| {
-            let args = seen
-                .entry(list.as_ptr())
-                .or_insert_with(|| list.iter().map(|a| a.decoded.clone().ok()).collect());
+            let args = seen.entry(list.as_ptr()).or_insert_with(|| {
+                list.iter()
+                    .map(|a| a.decoded.as_ref().ok().map(ArgShape::from))
+                    .collect()
+            });
             Arc::clone(args)
         })
         .collect()
