@@ -32,8 +32,8 @@ pub struct AttachBench {
     pub sparse: bool,
     /// Implementations: `usdtkit`, `libbpf`, `kernel`.
     pub impls: Vec<String>,
-    /// Rounds: each measures every implementation once (in alternating order); times and
-    /// ratios are medians over the rounds.
+    /// Rounds: each measures every implementation once (the order rotating between rounds);
+    /// times and ratios are medians over the rounds.
     pub rounds: usize,
 }
 
@@ -193,8 +193,8 @@ pub fn measure(implementation: &str, binary: &Path) -> Result<Timing> {
 }
 
 /// Run the comparison: build (or reuse) the fixture, start `procs` processes, then measure
-/// every implementation once per round, alternating their order between rounds (no one
-/// always goes first); `progress` is told of each round as it starts.
+/// every implementation once per round, rotating their order between rounds (see
+/// `round_order`); `progress` is told of each round as it starts.
 pub fn run(b: &AttachBench, mut progress: impl FnMut(usize, usize)) -> Result<Vec<Rounds>> {
     let probes = b.probes.max(1);
     let per = b.sites.div_ceil(probes).max(1);
@@ -209,10 +209,7 @@ pub fn run(b: &AttachBench, mut progress: impl FnMut(usize, usize)) -> Result<Ve
     let mut all: Vec<Vec<Timing>> = vec![Vec::new(); b.impls.len()];
     for round in 0..rounds {
         progress(round + 1, rounds);
-        let mut order: Vec<usize> = (0..b.impls.len()).collect();
-        if round % 2 == 1 {
-            order.reverse();
-        }
+        let order = round_order(b.impls.len(), round);
         for i in order {
             all[i].push(measure(&b.impls[i], &binary)?);
         }
@@ -239,6 +236,19 @@ pub fn run(b: &AttachBench, mut progress: impl FnMut(usize, usize)) -> Result<Ve
             detach_vs_usdtkit: ratio(i, |t| t.detach_ms),
         })
         .collect())
+}
+
+/// The order of `n` implementations in round `round`: rotated by one each round, so that
+/// over `n` rounds each takes every position once (the first runs right after the round's
+/// recorders are loaded, the others right after another implementation's detach), and
+/// reversed every other cycle of `n`, so that (for the three implementations there are) each
+/// follows each of the others as often.
+fn round_order(n: usize, round: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).map(|i| (i + round) % n.max(1)).collect();
+    if (round / n.max(1)) % 2 == 1 {
+        order.reverse();
+    }
+    order
 }
 
 /// Per-hit cost of one probe site kind.
@@ -361,4 +371,35 @@ pub fn hit_cost(implementation: &str, site: &str, n: u64) -> Result<HitCost> {
         total_ms: ms(total),
         ns_per_hit: total.as_secs_f64() * 1e9 / n as f64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_order;
+
+    #[test]
+    fn every_implementation_takes_every_place_and_follows_every_other_alike() {
+        for n in 1..=3 {
+            let mut at = vec![vec![0; n]; n];
+            let mut follows = vec![vec![0; n]; n];
+            for round in 0..2 * n {
+                let order = round_order(n, round);
+                let mut sorted = order.clone();
+                sorted.sort();
+                assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "a permutation");
+                for (place, &i) in order.iter().enumerate() {
+                    at[i][place] += 1;
+                }
+                for w in order.windows(2) {
+                    follows[w[1]][w[0]] += 1;
+                }
+            }
+            assert!(at.iter().flatten().all(|&c| c == 2), "{n}: {at:?}");
+            for (i, row) in follows.iter().enumerate() {
+                for (j, &c) in row.iter().enumerate() {
+                    assert_eq!(c, if i == j { 0 } else { 2 }, "{n}: {follows:?}");
+                }
+            }
+        }
+    }
 }

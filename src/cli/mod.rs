@@ -132,8 +132,8 @@ enum BenchCommand {
         /// One site per page instead of adjacent sites.
         #[arg(long)]
         sparse: bool,
-        /// Rounds (each attaches and detaches every implementation once, in alternating
-        /// order); times and ratios are medians over the rounds.
+        /// Rounds (each attaches and detaches every implementation once, the order rotating
+        /// between rounds); times and ratios are medians over the rounds.
         #[arg(long, default_value_t = 1)]
         rounds: usize,
         /// Implementations, comma-separated.
