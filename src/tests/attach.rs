@@ -6,7 +6,7 @@ mod common;
 
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -86,6 +86,20 @@ fn self_check(mode: AttachMode) {
         }
     }
     assert!(totals[&Outcome::Pass] > 600, "{totals:?}");
+}
+
+/// Run the usdtkit binary with `args`; it must succeed (its stderr is the failure message).
+fn usdtkit_ok<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_usdtkit"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 #[test]
@@ -356,16 +370,13 @@ fn trace_runs_a_command_and_prints_json() {
     let fx = fixture("c-gcc-O2");
     let exe = dir.join(&fx.binary);
     let target = format!("{}:usdtfix:args*", exe.display());
-    let out = Command::new(env!("CARGO_BIN_EXE_usdtkit"))
-        .args(["trace", "--json", &target, "--"])
-        .arg(&exe)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = usdtkit_ok([
+        "trace".as_ref(),
+        "--json".as_ref(),
+        target.as_ref(),
+        "--".as_ref(),
+        exe.as_os_str(),
+    ]);
     let hits: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.starts_with('{'))
@@ -407,27 +418,17 @@ fn trace_python_function_entry_strings() {
     if !common::require_file("/usr/bin/python3.11", "Debian python3.11") {
         return;
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_usdtkit"))
-        .args([
-            "trace",
-            "--json",
-            "/usr/bin/python3.11:python:function__entry",
-            "--str",
-            "0,1",
-            "--",
-        ])
-        .args([
-            "/usr/bin/python3.11",
-            "-c",
-            "sorted([3, 1, 2], key=lambda v: v)",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = usdtkit_ok([
+        "trace",
+        "--json",
+        "/usr/bin/python3.11:python:function__entry",
+        "--str",
+        "0,1",
+        "--",
+        "/usr/bin/python3.11",
+        "-c",
+        "sorted([3, 1, 2], key=lambda v: v)",
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     let hits: Vec<serde_json::Value> = text
         .lines()
@@ -550,16 +551,19 @@ fn trace_a_running_postgres_server() {
 #[test]
 fn bench_attach_runs_rounds_and_reports_paired_ratios() {
     let Some(_g) = privileged() else { return };
-    let out = Command::new(env!("CARGO_BIN_EXE_usdtkit"))
-        .args(["bench", "attach", "--sites", "40", "--probes", "2"])
-        .args(["--rounds", "3", "--impl", "usdtkit,kernel", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = usdtkit_ok([
+        "bench",
+        "attach",
+        "--sites",
+        "40",
+        "--probes",
+        "2",
+        "--rounds",
+        "3",
+        "--impl",
+        "usdtkit,kernel",
+        "--json",
+    ]);
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = rows.as_array().unwrap();
     let names: Vec<_> = rows.iter().map(|r| r["implementation"].clone()).collect();
