@@ -204,8 +204,36 @@ pub fn decode_args(arch: Arch, args: &str) -> Vec<Arg<'_>> {
 }
 
 /// [`decode_args`], appending to `out`.
+///
+/// x86 arguments in the forms compilers emit are split and decoded in one pass
+/// ([`x86::X86::decode_fast`]); from the first argument that pass does not take, the rest of
+/// the string goes through [`grammar::split_args`] and [`decode_one`], which split and decode
+/// everything the same way (a property test compares the two).
 pub(crate) fn decode_args_into<'a>(arch: Arch, args: &'a str, out: &mut Vec<Arg<'a>>) {
+    let mut rest = args;
+    let mut first = 0;
+    if let Some(x86) = x86::for_arch(arch) {
+        loop {
+            rest = rest.trim_start_matches(|c: char| c.is_ascii_whitespace());
+            let Some((spec, len)) = x86.decode_fast(rest) else {
+                break;
+            };
+            out.push(Arg {
+                text: &rest[..len],
+                decoded: Ok(spec),
+            });
+            rest = &rest[len..];
+            first += 1;
+        }
+    }
+    decode_general(arch, rest, first, out);
+}
+
+/// The general path of [`decode_args_into`]: split, then decode each argument; the first is
+/// argument `first` of its string.
+fn decode_general<'a>(arch: Arch, args: &'a str, first: usize, out: &mut Vec<Arg<'a>>) {
     for (index, text) in grammar::split_args(args).enumerate() {
+        let index = first + index;
         out.push(Arg {
             text,
             decoded: decode_one(arch, text).map_err(|kind| {

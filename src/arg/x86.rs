@@ -16,6 +16,15 @@ pub(crate) static X86_64: X86 = X86 { is_64: true };
 /// The i386 decoder.
 pub(crate) static I386: X86 = X86 { is_64: false };
 
+/// The x86 decoder of `arch`, if it is x86.
+pub(crate) fn for_arch(arch: Arch) -> Option<&'static X86> {
+    match arch {
+        Arch::X86_64 => Some(&X86_64),
+        Arch::I386 => Some(&I386),
+        _ => None,
+    }
+}
+
 pub(crate) struct X86 {
     is_64: bool,
 }

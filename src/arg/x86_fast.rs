@@ -1,9 +1,12 @@
-//! The x86 operands compilers emit most (`%reg`, `$N`, `N(%reg)`, `N(%base,%index,S)`), read
-//! in one pass over the bytes with no allocation. Anything else, and anything wrong, is left
+//! The x86 operands compilers emit most (`%reg`, `$N`, `N(%reg)`, `N(%base,%index,S)`, and
+//! the same with a symbol: `sym+N(%rip)`, `N+sym(,%index,S)`), read in one pass over the
+//! bytes with no allocation but a symbol's name. Anything else, and anything wrong, is left
 //! to the full grammar ([`X86::parse_operand`](super::X86)), so errors and unusual forms read
 //! exactly as they always did; a property test checks that both agree on every operand.
 
 use super::{Extend, Location, Reg, RegClass, X86};
+use crate::arg::grammar::is_symbol;
+use crate::arg::ArgSpec;
 
 /// A decimal integer (`-20`, `8`), if `s` is one that fits in an `i64` without wrapping.
 fn decimal(s: &[u8]) -> Option<i64> {
@@ -24,15 +27,39 @@ fn decimal(s: &[u8]) -> Option<i64> {
     Some(if neg { -v } else { v })
 }
 
+/// A displacement of a form compilers write: empty, `N`, `sym`, `sym+N`, `sym-N` or `N+sym`
+/// (decimal numbers only), as (offset, symbol); `None` for anything else.
+fn displacement(s: &str) -> Option<(i64, Option<&str>)> {
+    let b = s.as_bytes();
+    if b.is_empty() {
+        return Some((0, None));
+    }
+    if let Some(v) = decimal(b) {
+        return Some((v, None));
+    }
+    // The first sign after the first byte (a leading `-` belongs to a number).
+    let Some(at) = b[1..].iter().position(|&c| c == b'+' || c == b'-') else {
+        return is_symbol(s).then_some((0, Some(s)));
+    };
+    let (left, right) = s.split_at(at + 1);
+    if is_symbol(left) {
+        // `sym+N` or `sym-N`: the sign is the number's own.
+        let v = match right.as_bytes() {
+            [b'+', rest @ ..] if rest.first() != Some(&b'-') => decimal(rest)?,
+            _ => decimal(right.as_bytes())?,
+        };
+        return Some((v, Some(left)));
+    }
+    // `N+sym` (a subtracted symbol is the full grammar's error to report).
+    let sym = right.strip_prefix('+')?;
+    is_symbol(sym).then_some((decimal(left.as_bytes())?, Some(sym)))
+}
+
 impl X86 {
     /// A register named in lower case (`eax`, `r9w`, `xmm3`), as (register, width, shift).
     fn fast_reg(&self, name: &str) -> Option<(Reg, u8, u8)> {
-        if name
-            .bytes()
-            .any(|b| !b.is_ascii_lowercase() && !b.is_ascii_digit())
-        {
-            return None;
-        }
+        // `lookup` knows lower-case names only: an upper-case one is left to the full
+        // grammar, which lower-cases it first.
         let f = self.lookup(name)?;
         Some((f.reg, f.width, f.shift))
     }
@@ -64,28 +91,37 @@ impl X86 {
             b'$' => decimal(&b[1..]).map(Location::Const),
             _ => {
                 let open = b.iter().position(|&c| c == b'(')?;
-                let inner = op[open + 1..].strip_suffix(')')?;
-                let offset = match &b[..open] {
-                    [] => 0,
-                    disp => decimal(disp)?,
-                };
-                let mut parts = inner.split(',');
-                let base = parts.next()?;
-                let Some(index) = parts.next() else {
-                    let base = self.fast_address(base, false)?;
-                    return Some(Location::Deref { base, offset });
-                };
-                let scale = match parts.next() {
-                    None => 1,
-                    Some("1") => 1,
-                    Some("2") => 2,
-                    Some("4") => 4,
-                    Some("8") => 8,
-                    Some(_) => return None,
-                };
-                if parts.next().is_some() {
+                if b.len() < open + 2 || b[b.len() - 1] != b')' {
                     return None;
                 }
+                // Between the parentheses: `base`, or `base,index` and an optional `,scale`.
+                let inner = &op[open + 1..op.len() - 1];
+                let (offset, symbol) = displacement(&op[..open])?;
+                let Some(comma) = inner.bytes().position(|c| c == b',') else {
+                    let base = self.fast_address(inner, false)?;
+                    return Some(match symbol {
+                        None => Location::Deref { base, offset },
+                        Some(sym) => Location::Symbol {
+                            symbol: sym.to_string(),
+                            offset,
+                            base: Some(base),
+                            index: None,
+                            scale: 1,
+                            address: None,
+                        },
+                    });
+                };
+                let (base, rest) = (&inner[..comma], &inner[comma + 1..]);
+                let (index, scale) = match rest.bytes().position(|c| c == b',') {
+                    None => (rest, 1),
+                    Some(c) => match &rest[c + 1..] {
+                        "1" => (&rest[..c], 1),
+                        "2" => (&rest[..c], 2),
+                        "4" => (&rest[..c], 4),
+                        "8" => (&rest[..c], 8),
+                        _ => return None,
+                    },
+                };
                 let base = match base {
                     "" => None,
                     b => Some(self.fast_address(b, false)?),
@@ -93,14 +129,61 @@ impl X86 {
                 if base.is_some_and(|r| r.def().class == RegClass::Ip) {
                     return None;
                 }
-                Some(Location::Sib {
-                    base,
-                    index: self.fast_address(index, true)?,
-                    extend: Extend::None,
-                    scale,
-                    offset,
+                let index = self.fast_address(index, true)?;
+                Some(match symbol {
+                    None => Location::Sib {
+                        base,
+                        index,
+                        extend: Extend::None,
+                        scale,
+                        offset,
+                    },
+                    Some(sym) => Location::Symbol {
+                        symbol: sym.to_string(),
+                        offset,
+                        base,
+                        index: Some(index),
+                        scale,
+                        address: None,
+                    },
                 })
             }
         }
+    }
+
+    /// The argument at the start of `s` (`-4@-20(%rbp)`), when its size prefix is one digit
+    /// and its operand a form [`parse_fast`](X86::parse_fast) takes: its spec and its length
+    /// (it ends at the first whitespace). `None` leaves the argument to the general path
+    /// (`split_args`, then the full grammar), whose answer would be the same.
+    pub(crate) fn decode_fast(&self, s: &str) -> Option<(ArgSpec, usize)> {
+        let b = s.as_bytes();
+        let (signed, at) = match *b.first()? {
+            b'-' => (true, 1),
+            _ => (false, 0),
+        };
+        let size = match *b.get(at)? {
+            d @ (b'1' | b'2' | b'4' | b'8') => u32::from(d - b'0'),
+            _ => return None,
+        };
+        let float = b.get(at + 1) == Some(&b'f');
+        let op = at + 2 + usize::from(float);
+        if b.get(op - 1) != Some(&b'@') {
+            return None;
+        }
+        // Whitespace and control bytes are all at or below the space; operands hold none.
+        let end = match b[op..].iter().position(|&c| c <= b' ') {
+            None => b.len(),
+            Some(p) if b[op + p].is_ascii_whitespace() => op + p,
+            Some(_) => return None,
+        };
+        // `op` follows `@` and `end` is at whitespace or the end: both are char boundaries.
+        let location = self.parse_fast(&s[op..end])?;
+        let spec = ArgSpec {
+            size,
+            signed,
+            float,
+            location,
+        };
+        Some((spec, end))
     }
 }

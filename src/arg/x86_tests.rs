@@ -399,14 +399,32 @@ mod fast_path {
                    r[a-z0-9]{1,3}|e[a-z]{2}|[a-d][lhx]|[sd]il?|[sb]pl?|xmm[0-9]{1,2}|\
                    r[0-9]{1,2}[dwbl]?|[A-Z]{3})";
         let num = "-?[0-9]{0,21}";
+        // Displacements: numbers, symbols, and sums of them, well-formed or not.
+        let sym = "[a-z_.$0-9][a-z0-9_.$@]{0,6}";
+        let disp = format!("([-+]?{sym}|{num})([-+]{{1,2}}({sym}|[0-9]{{0,20}}|0x[0-9]{{1,3}}))?");
         let re = |p: String| proptest::string::string_regex(&p).expect("regex");
         prop_oneof![
             re(reg.to_string()),
             re(format!("\\${num}")),
             re(format!("{num}\\(({reg})?\\)")),
             re(format!("{num}\\(({reg})?,({reg})?(,[0-9]{{1,2}})?\\)")),
+            re(format!("({disp})\\(({reg})?\\)")),
+            re(format!("({disp})\\(({reg})?,({reg})?(,[0-9]{{1,2}})?\\)")),
             re(".{0,24}".to_string()),
         ]
+    }
+
+    /// Argument strings: operands with size prefixes (well-formed or not), joined by
+    /// whitespace and commas.
+    fn arg_string() -> impl Strategy<Value = String> {
+        let prefix = proptest::string::string_regex("-?([1248]|16|3|)f?@?").expect("regex");
+        let sep =
+            proptest::string::string_regex("[ \t]{0,2}(, ?)?[ \t\n]{1,2}|\\[|\\]").expect("regex");
+        let arg = (prefix, operand()).prop_map(|(p, o)| p + &o);
+        proptest::collection::vec((arg, sep), 0..5).prop_map(|v| {
+            v.into_iter()
+                .fold(String::new(), |s, (arg, sep)| s + &arg + &sep)
+        })
     }
 
     proptest! {
@@ -417,6 +435,17 @@ mod fast_path {
                 if let Some(fast) = dec.parse_fast(&op) {
                     prop_assert_eq!(Ok(fast), dec.parse_full(&op), "{}", op);
                 }
+            }
+        }
+
+        /// The one-pass split and decode gives what splitting and then decoding each
+        /// argument gives: the same texts, specs and errors (with their indexes).
+        #[test]
+        fn one_pass_agrees_with_split_then_decode(s in arg_string()) {
+            for arch in [Arch::X86_64, Arch::I386] {
+                let mut general = Vec::new();
+                crate::arg::decode_general(arch, &s, 0, &mut general);
+                prop_assert_eq!(decode_args(arch, &s), general, "{:?}", s);
             }
         }
     }
@@ -434,6 +463,12 @@ mod fast_path {
             "8(%rax,%rdx,8)",
             "(,%rcx,8)",
             "8(%rip)",
+            "sym(%rip)",
+            "counter+8(%rip)",
+            "table-2(%rip)",
+            "24+table(%rip)",
+            "8+table(,%rax,8)",
+            "x.1$(%rbx)",
         ] {
             assert!(X86_64.parse_fast(op).is_some(), "{op}");
         }
@@ -441,7 +476,13 @@ mod fast_path {
             "%EAX",
             "$0x7f",
             "-12+4(%rbp)",
-            "sym(%rip)",
+            "sym@GOTOFF(%ebx)",
+            "-sym(%rip)",
+            "sym+-8(%rip)",
+            "sym+0x8(%rip)",
+            "8-sym(%rip)",
+            "a+b(%rip)",
+            "sym",
             "(%eax)",
             "(%rsp,%rsp)",
             "8(%rip,%rax)",
