@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 
 use object::elf;
-use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, Sym};
-use object::{Endianness, FileKind, SectionIndex};
+use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, Sym, VersionTable};
+use object::{Endianness, FileKind, SectionIndex, SymbolIndex};
 
 use crate::error::{Error, Result};
 
@@ -198,27 +198,45 @@ impl<'data> ElfFile<'data> {
         if symtab.is_empty() && !dynsym.is_empty() {
             let hash = sections.gnu_hash(endian, self.data).map_err(Error::elf)?;
             if let Some((hash, _)) = hash.filter(|(_, link)| *link == dynsym.section()) {
-                let versions = sections
-                    .versions(endian, self.data)
-                    .map_err(Error::elf)?
-                    .unwrap_or_default();
-                rest.retain(|name| {
-                    let found = hash.find(
-                        endian,
-                        name.as_bytes(),
-                        elf::gnu_hash(name.as_bytes()),
-                        None,
-                        &dynsym,
-                        &versions,
-                    );
+                // The version table is read only for a name whose first definition in the
+                // hash chain is versioned: for an unversioned one, the version-aware lookup
+                // stops at the same symbol.
+                let versym: &[elf::Versym<Endianness>] = sections
+                    .iter()
+                    .find(|sh| sh.sh_type(endian) == elf::SHT_GNU_VERSYM)
+                    .and_then(|sh| sh.data_as_array(endian, self.data).ok())
+                    .unwrap_or(&[]);
+                let unversioned = VersionTable::default();
+                let mut versions = None;
+                let mut missing = Vec::new();
+                for name in rest {
+                    let (bytes, h) = (name.as_bytes(), elf::gnu_hash(name.as_bytes()));
+                    let mut found = hash.find(endian, bytes, h, None, &dynsym, &unversioned);
+                    let versioned = |i: SymbolIndex| {
+                        versym
+                            .get(i.0)
+                            .is_some_and(|v| !v.0.get(endian).index().is_special())
+                    };
+                    if found.is_some_and(|(i, _)| versioned(i)) {
+                        let table = match &versions {
+                            Some(t) => t,
+                            None => versions.insert(
+                                sections
+                                    .versions(endian, self.data)
+                                    .map_err(Error::elf)?
+                                    .unwrap_or_default(),
+                            ),
+                        };
+                        found = hash.find(endian, bytes, h, None, &dynsym, table);
+                    }
                     match found.and_then(|(_, sym)| definition(endian, sym)) {
                         Some(def) => {
                             out.insert(name.to_string(), vec![def]);
-                            false
                         }
-                        None => true,
+                        None => missing.push(name),
                     }
-                });
+                }
+                rest = missing;
             }
         }
         if rest.is_empty() {

@@ -96,11 +96,12 @@ impl<'data> UsdtFile<'data> {
         let estimate = elf.stapsdt_notes.map_or(0, |s| s.len() / 64).min(1 << 20);
         let mut sites = Vec::with_capacity(estimate);
         let mut errors = Vec::new();
-        // Each distinct argument string is decoded once into `args` (back to back). The
-        // tables of argument lists and of probes are sized for a libjvm-sized file and grow
-        // beyond (sized for 100,000 sites, most of them would never be touched).
+        // Each distinct argument string is decoded once into `args` (back to back; room for
+        // two arguments a string). The tables of argument lists and of probes are sized for a
+        // libjvm-sized file and grow beyond (sized for 100,000 sites, most of them would
+        // never be touched).
         let distinct = estimate.min(1024);
-        let mut args: Vec<Arg<'data>> = Vec::with_capacity(distinct);
+        let mut args: Vec<Arg<'data>> = Vec::with_capacity(2 * distinct);
         let all = FileArgs::default();
         let mut lists = Lists::with_capacity(distinct);
         let mut symbols = SymbolArgs::default();

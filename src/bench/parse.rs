@@ -126,21 +126,30 @@ pub const REAL_BINARIES: [(&str, &str); 3] = [
 /// The standard inputs: the real binaries that are installed, then generated files of 1,000,
 /// 10,000 and 100,000 sites, then 10,000 and 100,000 with every argument string distinct.
 /// Missing binaries are reported through `skipped`.
-pub fn standard_inputs(
+pub fn standard_inputs(skipped: impl FnMut(&str, &str, std::io::Error)) -> Vec<(String, Vec<u8>)> {
+    standard_inputs_named(|_| true, skipped)
+}
+
+/// The standard inputs whose names `wanted` accepts (the others are not read or generated).
+pub fn standard_inputs_named(
+    wanted: impl Fn(&str) -> bool,
     mut skipped: impl FnMut(&str, &str, std::io::Error),
 ) -> Vec<(String, Vec<u8>)> {
     let mut v = Vec::new();
-    for (name, path) in REAL_BINARIES {
+    for (name, path) in REAL_BINARIES.into_iter().filter(|(name, _)| wanted(name)) {
         match std::fs::read(path) {
             Ok(bytes) => v.push((name.to_string(), bytes)),
             Err(e) => skipped(name, path, e),
         }
     }
-    for n in [1_000, 10_000, 100_000] {
-        v.push((format!("generated-{n}"), generated(n, false)));
-    }
-    for n in [10_000, 100_000] {
-        v.push((format!("generated-distinct-{n}"), generated(n, true)));
+    let generated_inputs = [1_000, 10_000, 100_000]
+        .map(|n| (format!("generated-{n}"), n, false))
+        .into_iter()
+        .chain([10_000, 100_000].map(|n| (format!("generated-distinct-{n}"), n, true)));
+    for (name, n, distinct) in generated_inputs {
+        if wanted(&name) {
+            v.push((name, generated(n, distinct)));
+        }
     }
     v
 }
@@ -213,6 +222,22 @@ pub fn compare(input: &str, data: &[u8], rounds: usize) -> Result<ParseRatio> {
         ratio_quartiles: (ratio.q1, ratio.q3),
         rounds: rounds.max(1),
     })
+}
+
+/// The walk of `data`, `n` times (for profilers, which count what the timing cannot).
+pub fn repeat_walk(data: &[u8], n: u32) -> Result<()> {
+    for _ in 0..n {
+        black_box(object_walk(black_box(data))?);
+    }
+    Ok(())
+}
+
+/// usdtkit's parse of `data` (dropping the result), `n` times.
+pub fn repeat_parse(data: &[u8], n: u32) -> Result<()> {
+    for _ in 0..n {
+        black_box(UsdtFile::parse(black_box(data))?);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -100,13 +100,24 @@ pub(super) fn hits(iterations: u64, json: bool) -> bool {
 
 /// Run the paired parse comparison over `files` (or the standard inputs), printing each row
 /// as it is measured.
-pub(super) fn parse(files: &[PathBuf], rounds: usize, json: bool) -> bool {
+/// What `usdtkit bench parse` does with its inputs.
+pub(super) enum ParseHow {
+    /// Time both sides in pairs and print the ratios.
+    Compare { rounds: usize, json: bool },
+    /// Run one side this many times over each input, untimed.
+    Repeat(u32, super::ParseSide),
+}
+
+pub(super) fn parse(files: &[PathBuf], only: Option<&str>, how: ParseHow) -> bool {
     let mut ok = true;
-    let inputs: Vec<(String, Vec<u8>)> = if files.is_empty() {
-        eprintln!("generating the inputs (up to 100,000 sites)...");
-        bench::parse::standard_inputs(|name, path, e| {
-            eprintln!("usdtkit bench parse: skipping {name}: {path}: {e}")
-        })
+    let mut inputs: Vec<(String, Vec<u8>)> = if files.is_empty() {
+        if only.is_none() {
+            eprintln!("generating the inputs (up to 100,000 sites)...");
+        }
+        bench::parse::standard_inputs_named(
+            |name| only.is_none_or(|o| o == name),
+            |name, path, e| eprintln!("usdtkit bench parse: skipping {name}: {path}: {e}"),
+        )
     } else {
         let mut v = Vec::new();
         for f in files {
@@ -119,6 +130,29 @@ pub(super) fn parse(files: &[PathBuf], rounds: usize, json: bool) -> bool {
             }
         }
         v
+    };
+    if let Some(only) = only {
+        inputs.retain(|(name, _)| name == only);
+        if inputs.is_empty() {
+            eprintln!("usdtkit bench parse: no input named {only}");
+            return false;
+        }
+    }
+    let (rounds, json) = match how {
+        ParseHow::Compare { rounds, json } => (rounds, json),
+        ParseHow::Repeat(n, side) => {
+            for (name, data) in &inputs {
+                let run = match side {
+                    super::ParseSide::Walk => bench::parse::repeat_walk,
+                    super::ParseSide::Usdtkit => bench::parse::repeat_parse,
+                };
+                if let Err(e) = run(data, n) {
+                    eprintln!("usdtkit bench parse: {name}: {e}");
+                    ok = false;
+                }
+            }
+            return ok;
+        }
     };
     if !json {
         println!("{rounds} rounds per input; ratio: median of usdtkit / walk per round");

@@ -159,6 +159,17 @@ enum BenchCommand {
         /// JSON output (one array).
         #[arg(long)]
         json: bool,
+        /// Only the standard inputs with this name (`libjvm.so`, `generated-10000`...).
+        #[arg(long)]
+        only: Option<String>,
+        /// Run one side this many times over each input, untimed, and print nothing else:
+        /// for profilers (`valgrind --tool=callgrind` counts a parse's instructions as the
+        /// difference between `--repeat N` and `--repeat 0`, free of timing noise).
+        #[arg(long, requires = "side")]
+        repeat: Option<u32>,
+        /// The side `--repeat` runs.
+        #[arg(long, value_enum)]
+        side: Option<ParseSide>,
     },
     /// Per-hit cost: a loop firing a probe N times at a plain `nop` site and at a
     /// `nop; nop5` site, not attached and attached by usdtkit and by libbpf (count-only
@@ -171,6 +182,15 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// One side of the parse comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ParseSide {
+    /// The baseline: the notes walked with `object`.
+    Walk,
+    /// usdtkit's parse.
+    Usdtkit,
 }
 
 /// Parse the command line and run the command.
@@ -225,8 +245,17 @@ pub fn run() -> ExitCode {
                     files,
                     rounds,
                     json,
+                    only,
+                    repeat,
+                    side,
                 },
-        } => bench::parse(&files, rounds, json),
+        } => {
+            let how = match (repeat, side) {
+                (Some(n), Some(side)) => bench::ParseHow::Repeat(n, side),
+                _ => bench::ParseHow::Compare { rounds, json },
+            };
+            bench::parse(&files, only.as_deref(), how)
+        }
         Command::Check {
             corpus,
             profile,

@@ -171,3 +171,27 @@ fn bench_parse_measures_files_and_names_the_bad_ones() {
     assert!(rows[0]["ratio"].as_f64().unwrap() > 0.0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bench_parse_repeats_one_side_of_one_input_for_profilers() {
+    for side in ["walk", "usdtkit"] {
+        let (code, out, err) = usdtkit(&[
+            "bench",
+            "parse",
+            "--only",
+            "generated-1000",
+            "--repeat",
+            "3",
+            "--side",
+            side,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.is_empty(), "untimed runs print nothing: {out}");
+    }
+    // `--repeat` needs a side; an unknown input name is an error that names it.
+    let (code, _, err) = usdtkit(&["bench", "parse", "--repeat", "1"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = usdtkit(&["bench", "parse", "--only", "nope", "--rounds", "1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no input named nope"), "{err}");
+}

@@ -139,3 +139,45 @@ fn cargo_nextest_rust_emitted_probes() {
         10,
     );
 }
+
+#[test]
+fn versioned_names_resolve_to_their_default_version() {
+    // libc.so.6 is stripped and versions its symbols: `memcpy@GLIBC_2.2.5` (hidden) comes
+    // before `memcpy@@GLIBC_2.14` (the default) in its tables; `realpath@@GLIBC_2.3` before
+    // `realpath@GLIBC_2.2.5`. A name resolves to its default version, as the dynamic linker
+    // resolves it; binutils marks that one with `@@`.
+    let path = "/lib/x86_64-linux-gnu/libc.so.6";
+    if !common::require_file(path, "Debian libc6") {
+        return;
+    }
+    let out = std::process::Command::new("readelf")
+        .args(["-W", "--dyn-syms", path])
+        .output()
+        .expect("readelf runs");
+    let names = ["memcpy", "realpath", "fmemopen", "pthread_cond_wait"];
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut want = std::collections::HashMap::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if let (Some(value), Some((name, _))) =
+            (f.get(1), f.get(7).and_then(|n| n.split_once("@@")))
+        {
+            if names.contains(&name) {
+                want.insert(name, u64::from_str_radix(value, 16).unwrap());
+            }
+        }
+    }
+    assert_eq!(
+        want.len(),
+        names.len(),
+        "readelf shows a default version of each"
+    );
+    let data = std::fs::read(path).unwrap();
+    let elf = usdtkit::elf::ElfFile::parse(&data).unwrap();
+    let wanted: std::collections::HashSet<&str> = names.into_iter().collect();
+    let found = elf.find_symbols(&wanted).unwrap();
+    for name in names {
+        let values: Vec<u64> = found[name].iter().map(|d| d.value).collect();
+        assert_eq!(values, [want[name]], "{name}");
+    }
+}
