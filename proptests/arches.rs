@@ -127,16 +127,8 @@ fn location(p: &'static Profile) -> impl Strategy<Value = Location> {
         forms.push(sib.boxed());
     }
     if p.symbols {
-        let symbol = ("[A-Za-z_][A-Za-z0-9_]{0,12}(\\.[0-9]{1,3})?", any::<i64>()).prop_map(
-            |(symbol, offset)| Location::Symbol {
-                symbol,
-                offset,
-                base: None,
-                index: None,
-                scale: 1,
-                address: None,
-            },
-        );
+        let symbol = ("[A-Za-z_][A-Za-z0-9_]{0,12}(\\.[0-9]{1,3})?", any::<i64>())
+            .prop_map(|(symbol, offset)| Location::symbol_itself(&symbol, offset));
         forms.push(symbol.boxed());
     }
     Union::new(forms)
@@ -221,13 +213,6 @@ fn locations_without_syntax_give_no_text() {
         offset: 8,
     };
     assert_eq!(spec(s390_r0_base).to_text(Arch::S390x), None);
-    let symbol = Location::Symbol {
-        symbol: "x".into(),
-        offset: 0,
-        base: None,
-        index: None,
-        scale: 1,
-        address: None,
-    };
+    let symbol = Location::symbol_itself("x", 0);
     assert_eq!(spec(symbol).to_text(Arch::Mips), None);
 }

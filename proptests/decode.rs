@@ -66,25 +66,10 @@ fn location(arch: Arch) -> impl Strategy<Value = Location> {
                 scale,
                 offset: o
             }),
-        (symbol(), any::<i64>(), prop::option::of(base_reg(arch))).prop_map(|(symbol, o, base)| {
-            Location::Symbol {
-                symbol,
-                offset: o,
-                base,
-                index: None,
-                scale: 1,
-                address: None,
-            }
-        }),
+        (symbol(), any::<i64>(), prop::option::of(base_reg(arch)))
+            .prop_map(|(symbol, o, base)| { Location::symbol(&symbol, o, base, None, 1) }),
         (symbol(), any::<i64>(), index_reg(arch), scale()).prop_map(|(symbol, o, index, scale)| {
-            Location::Symbol {
-                symbol,
-                offset: o,
-                base: None,
-                index: Some(index),
-                scale,
-                address: None,
-            }
+            Location::symbol(&symbol, o, None, Some(index), scale)
         }),
         vector(arch).prop_map(|reg| Location::FpReg { reg }),
     ]

@@ -35,6 +35,6 @@ pub mod synth;
 pub mod sys;
 
 pub use arch::Arch;
-pub use arg::{decode_args, Arg, ArgList, ArgSpec, Extend, Location, Reg};
+pub use arg::{decode_args, Arg, ArgList, ArgSpec, Extend, Location, Reg, SymbolLocation};
 pub use error::{ArgError, ArgErrorKind, Error, NoteError, NoteErrorKind, Result};
 pub use probe::{MappedFile, Probe, Site, UsdtFile};

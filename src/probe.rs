@@ -412,9 +412,9 @@ impl SymbolArgs {
     fn note(&mut self, list: &[Arg<'_>], start: u32) {
         for (i, arg) in list.iter().enumerate() {
             let Ok(spec) = &arg.decoded else { continue };
-            if let Location::Symbol { symbol, .. } = &spec.location {
-                if !self.names.contains(symbol.as_str()) {
-                    self.names.insert(symbol.clone());
+            if let Location::Symbol(s) = &spec.location {
+                if !self.names.contains(s.symbol.as_str()) {
+                    self.names.insert(s.symbol.clone());
                 }
                 self.args.push((start + i as u32, i as u32));
             }
@@ -432,24 +432,18 @@ impl SymbolArgs {
         for &(at, index) in &self.args {
             let arg = &mut args[at as usize];
             let Ok(spec) = &mut arg.decoded else { continue };
-            let Location::Symbol {
-                symbol,
-                offset,
-                address,
-                ..
-            } = &mut spec.location
-            else {
+            let Location::Symbol(s) = &mut spec.location else {
                 continue;
             };
-            let defs: &[SymbolDef] = table.get(symbol.as_str()).map_or(&[], |v| v);
+            let defs: &[SymbolDef] = table.get(s.symbol.as_str()).map_or(&[], |v| v);
             let kind = match defs {
                 [one] => {
-                    *address = Some(one.value.wrapping_add(*offset as u64));
+                    s.address = Some(one.value.wrapping_add(s.offset as u64));
                     continue;
                 }
-                [] => ArgErrorKind::UnresolvedSymbol(symbol.clone()),
+                [] => ArgErrorKind::UnresolvedSymbol(s.symbol.clone()),
                 many => ArgErrorKind::AmbiguousSymbol {
-                    symbol: symbol.clone(),
+                    symbol: s.symbol.clone(),
                     count: many.len(),
                 },
             };

@@ -141,18 +141,13 @@ fn low12(regs: &Regs, op: &str, base: &str, reloc: &str) -> Result<Location, Arg
 
 fn write(regs: &Regs, loc: &Location, out: &mut String) -> bool {
     match loc {
-        Location::Symbol {
-            symbol,
-            offset,
-            base: None,
-            index: None,
-            scale: 1,
-            ..
-        } if is_symbol(symbol) => {
+        Location::Symbol(s)
+            if s.base.is_none() && s.index.is_none() && s.scale == 1 && is_symbol(&s.symbol) =>
+        {
             out.push_str("[x0, #:lo12:");
-            out.push_str(symbol);
-            if *offset != 0 {
-                out.push_str(&format!("{offset:+}"));
+            out.push_str(&s.symbol);
+            if s.offset != 0 {
+                out.push_str(&format!("{:+}", s.offset));
             }
             out.push(']');
             true

@@ -107,14 +107,7 @@ fn extended_32_bit_index_registers() {
 
 #[test]
 fn lo12_pairs_address_the_symbol() {
-    let sym = |symbol: &str, offset| Location::Symbol {
-        symbol: symbol.into(),
-        offset,
-        base: None,
-        index: None,
-        scale: 1,
-        address: None,
-    };
+    let sym = Location::symbol_itself;
     assert_decodes(
         A,
         &[

@@ -127,24 +127,10 @@ pub enum Location {
         offset: i64,
     },
     /// Memory at a symbol's address plus `offset`, plus registers when present:
-    /// `sym+8(%rip)` (`base` = the instruction pointer, meaning pc-relative: the address is
-    /// the symbol's), `table(,%rcx,8)`, a bare `counter` (i386 absolute), or aarch64's
-    /// `[x1, #:lo12:sym]` (no registers: with the `adrp x1, sym` before it, the pair
-    /// addresses the symbol itself).
-    Symbol {
-        /// The symbol name.
-        symbol: String,
-        /// The folded numeric displacement.
-        offset: i64,
-        /// A base register other than the implied pc-relative one, or the IP register.
-        base: Option<Reg>,
-        /// An index register.
-        index: Option<Reg>,
-        /// Scale of the index (1 when there is none).
-        scale: u8,
-        /// Link-time address `symbol + offset`, when resolved against the file's symbols.
-        address: Option<u64>,
-    },
+    /// `sym+8(%rip)`, `table(,%rcx,8)`, a bare `counter` (i386 absolute), or aarch64's
+    /// `[x1, #:lo12:sym]`. Boxed: symbol operands are a small minority, and every other
+    /// location fits in 32 bytes (a decoded argument takes 56 bytes rather than 96).
+    Symbol(Box<SymbolLocation>),
     /// A floating-point or vector register (`%xmm0`): not readable from a uprobe's `pt_regs`.
     FpReg {
         /// The register.
@@ -152,19 +138,49 @@ pub enum Location {
     },
 }
 
+/// Where a symbol operand's value is: memory at the symbol's address plus `offset`, plus
+/// registers when present (see [`Location::Symbol`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SymbolLocation {
+    /// The symbol name.
+    pub symbol: String,
+    /// The folded numeric displacement.
+    pub offset: i64,
+    /// A base register other than the implied pc-relative one, or the IP register
+    /// (`sym+8(%rip)`: pc-relative, so the address is the symbol's own).
+    pub base: Option<Reg>,
+    /// An index register.
+    pub index: Option<Reg>,
+    /// Scale of the index (1 when there is none).
+    pub scale: u8,
+    /// Link-time address `symbol + offset`, when resolved against the file's symbols.
+    pub address: Option<u64>,
+}
+
 impl Location {
+    /// A symbol operand, with no address yet (it is filled in when the file's symbols are).
+    pub fn symbol(
+        symbol: &str,
+        offset: i64,
+        base: Option<Reg>,
+        index: Option<Reg>,
+        scale: u8,
+    ) -> Location {
+        Location::Symbol(Box::new(SymbolLocation {
+            symbol: symbol.to_string(),
+            offset,
+            base,
+            index,
+            scale,
+            address: None,
+        }))
+    }
+
     /// The memory at a symbol's own address plus `offset` (no registers): what `sym(%rip)`
     /// without an index, a bare i386 `counter`, aarch64 `[xN, #:lo12:sym]` and mips
     /// `%got_ofst(sym)($N)` all mean. The address is filled in when the file's symbols are.
     pub fn symbol_itself(symbol: &str, offset: i64) -> Location {
-        Location::Symbol {
-            symbol: symbol.to_string(),
-            offset,
-            base: None,
-            index: None,
-            scale: 1,
-            address: None,
-        }
+        Location::symbol(symbol, offset, None, None, 1)
     }
 
     /// Short name of the location kind, as JSON's `kind` field gives it.
@@ -174,7 +190,7 @@ impl Location {
             Location::Reg { .. } => "reg",
             Location::Deref { .. } => "deref",
             Location::Sib { .. } => "sib",
-            Location::Symbol { .. } => "symbol",
+            Location::Symbol(_) => "symbol",
             Location::FpReg { .. } => "fpreg",
         }
     }
@@ -207,23 +223,29 @@ impl Serialize for Location {
                 m.serialize_entry("scale", scale)?;
                 m.serialize_entry("offset", offset)?;
             }
-            Location::Symbol {
-                symbol,
-                offset,
-                base,
-                index,
-                scale,
-                address,
-            } => {
-                m.serialize_entry("symbol", symbol)?;
-                m.serialize_entry("offset", offset)?;
-                m.serialize_entry("base", base)?;
-                m.serialize_entry("index", index)?;
-                m.serialize_entry("scale", scale)?;
-                m.serialize_entry("address", address)?;
+            Location::Symbol(s) => {
+                m.serialize_entry("symbol", &s.symbol)?;
+                m.serialize_entry("offset", &s.offset)?;
+                m.serialize_entry("base", &s.base)?;
+                m.serialize_entry("index", &s.index)?;
+                m.serialize_entry("scale", &s.scale)?;
+                m.serialize_entry("address", &s.address)?;
             }
             Location::FpReg { reg } => m.serialize_entry("reg", reg)?,
         }
         m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every location but a symbol's is stored inline: a file's decoded arguments are kept
+    /// back to back, and their size is what a large file's parse writes.
+    #[test]
+    fn decoded_arguments_stay_small() {
+        assert_eq!(std::mem::size_of::<Location>(), 32);
+        assert_eq!(std::mem::size_of::<crate::arg::Arg<'_>>(), 56);
     }
 }

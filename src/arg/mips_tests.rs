@@ -101,14 +101,7 @@ fn text_round_trips() {
 
 #[test]
 fn got_ofst_and_lo_address_the_symbol() {
-    let sym = |symbol: &str, offset| Location::Symbol {
-        symbol: symbol.into(),
-        offset,
-        base: None,
-        index: None,
-        scale: 1,
-        address: None,
-    };
+    let sym = Location::symbol_itself;
     let l = |t| crate::arg::decode_one(Arch::Mips, t).unwrap().location;
     assert_eq!(l("2@%got_ofst(usdtkit_s16)($6)"), sym("usdtkit_s16", 0));
     assert_eq!(l("-1@%lo(table+8)($5)"), sym("table", 8));

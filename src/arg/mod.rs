@@ -29,7 +29,7 @@ use std::sync::{Arc, OnceLock};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-pub use self::location::{Extend, Location, Reg, RegClass, RegDef};
+pub use self::location::{Extend, Location, Reg, RegClass, RegDef, SymbolLocation};
 use crate::arch::Arch;
 use crate::error::{ArgError, ArgErrorKind};
 

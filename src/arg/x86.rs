@@ -395,14 +395,10 @@ impl X86 {
             ));
         }
         Ok(match (d.symbol, base, index) {
-            (Some(sym), ..) => Location::Symbol {
-                symbol: sym.to_string(),
-                offset: d.offset,
-                base: if gotoff { None } else { base },
-                index,
-                scale,
-                address: None,
-            },
+            (Some(sym), ..) => {
+                let base = if gotoff { None } else { base };
+                Location::symbol(sym, d.offset, base, index, scale)
+            }
             (None, _, Some(index)) => Location::Sib {
                 base,
                 index,
@@ -468,19 +464,12 @@ impl X86 {
                 }
                 regs(out, *base, Some(*index), *scale);
             }
-            Location::Symbol {
-                symbol,
-                offset,
-                base,
-                index,
-                scale,
-                ..
-            } => {
-                out.push_str(symbol);
-                if *offset != 0 {
-                    out.push_str(&format!("{offset:+}"));
+            Location::Symbol(s) => {
+                out.push_str(&s.symbol);
+                if s.offset != 0 {
+                    out.push_str(&format!("{:+}", s.offset));
                 }
-                regs(out, *base, *index, *scale);
+                regs(out, s.base, s.index, s.scale);
             }
             // x86 has no extended index registers.
             Location::Sib { .. } => return false,

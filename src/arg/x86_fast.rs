@@ -101,14 +101,7 @@ impl X86 {
                     let base = self.fast_address(inner, false)?;
                     return Some(match symbol {
                         None => Location::Deref { base, offset },
-                        Some(sym) => Location::Symbol {
-                            symbol: sym.to_string(),
-                            offset,
-                            base: Some(base),
-                            index: None,
-                            scale: 1,
-                            address: None,
-                        },
+                        Some(sym) => Location::symbol(sym, offset, Some(base), None, 1),
                     });
                 };
                 let (base, rest) = (&inner[..comma], &inner[comma + 1..]);
@@ -138,14 +131,7 @@ impl X86 {
                         scale,
                         offset,
                     },
-                    Some(sym) => Location::Symbol {
-                        symbol: sym.to_string(),
-                        offset,
-                        base,
-                        index: Some(index),
-                        scale,
-                        address: None,
-                    },
+                    Some(sym) => Location::symbol(sym, offset, base, Some(index), scale),
                 })
             }
         }

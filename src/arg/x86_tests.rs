@@ -179,14 +179,7 @@ fn sib_shapes() {
 #[test]
 fn symbol_forms() {
     let rip = r64("rip");
-    let sym = |symbol: &str, offset, base, index, scale| Location::Symbol {
-        symbol: symbol.into(),
-        offset,
-        base,
-        index,
-        scale,
-        address: None,
-    };
+    let sym = Location::symbol;
     assert_eq!(
         loc64("-4@global_max_action(%rip)"),
         sym("global_max_action", 0, Some(rip), None, 1)
@@ -354,14 +347,7 @@ fn text_round_trips() {
 #[test]
 fn i386_gotoff_is_the_symbol_itself() {
     let l = |t| decode_one(Arch::I386, t).unwrap().location;
-    let sym = |symbol: &str, offset, index, scale| Location::Symbol {
-        symbol: symbol.into(),
-        offset,
-        base: None,
-        index,
-        scale,
-        address: None,
-    };
+    let sym = |symbol, offset, index, scale| Location::symbol(symbol, offset, None, index, scale);
     assert_eq!(
         l("-8@usdtkit_g64@GOTOFF(%ebx)"),
         sym("usdtkit_g64", 0, None, 1)

@@ -12,7 +12,7 @@
 
 use super::spec::{ArgEncoding, ArgType, Layout};
 use crate::arch::Arch;
-use crate::arg::{decoder, ArgSpec, Extend, Location, Reg, RegClass};
+use crate::arg::{decoder, ArgSpec, Extend, Location, Reg, RegClass, SymbolLocation};
 use crate::probe::Site;
 
 /// The bytes of an x86 `nop; nop5` site (libbpf's `usdt.h` with the optimized-uprobe
@@ -182,14 +182,15 @@ pub fn encode_arg(
             ))
             }
         },
-        Location::Symbol {
-            symbol,
-            offset,
-            base,
-            index,
-            scale,
-            address,
-        } => {
+        Location::Symbol(s) => {
+            let SymbolLocation {
+                symbol,
+                offset,
+                base,
+                index,
+                scale,
+                address,
+            } = &**s;
             let addr = address.ok_or_else(|| format!("symbol `{symbol}` is not resolved"))?;
             match base.filter(|b| b.def().class != RegClass::Ip) {
                 // `sym(%rbx)`: the register plus the symbol's link-time value, as written.
@@ -343,8 +344,8 @@ mod tests {
         assert_eq!((e.arg_type, e.reg_off), (ArgType::Reg, 80 + 1));
         // A resolved symbol: relative to the attach address, off the IP register.
         let mut spec = decode_one(Arch::X86_64, "-4@counter+4(%rip)").unwrap();
-        if let Location::Symbol { address, .. } = &mut spec.location {
-            *address = Some(0x3004);
+        if let Location::Symbol(s) = &mut spec.location {
+            s.address = Some(0x3004);
         }
         let e = encode_arg(Arch::X86_64, Layout::V2, &spec, 0x1000).unwrap();
         assert_eq!((e.arg_type, e.reg_off), (ArgType::RegDeref, 128));

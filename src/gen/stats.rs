@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::manifest::Manifest;
-use crate::arg::Location;
+use crate::arg::{Location, SymbolLocation};
 use crate::error::Result;
 use crate::probe::{MappedFile, Site};
 
@@ -159,12 +159,13 @@ pub(crate) fn arg_features(f: &mut BTreeMap<String, usize>, text: &str, spec: &c
             }
             bump(f, format!("sib:scale-{scale}"));
         }
-        Location::Symbol {
-            symbol,
-            base,
-            index,
-            ..
-        } => {
+        Location::Symbol(s) => {
+            let SymbolLocation {
+                symbol,
+                base,
+                index,
+                ..
+            } = &**s;
             let rip = base.is_some_and(|b| b.def().class == crate::arg::RegClass::Ip);
             let form = symbol_form(disp, symbol);
             bump(
@@ -180,7 +181,7 @@ pub(crate) fn arg_features(f: &mut BTreeMap<String, usize>, text: &str, spec: &c
         }
         _ => {}
     }
-    if !matches!(loc, Location::Symbol { .. }) && numeric_terms(disp) >= 2 {
+    if !matches!(loc, Location::Symbol(_)) && numeric_terms(disp) >= 2 {
         bump(f, "disp:summed");
     }
 }

@@ -208,7 +208,7 @@ fn symbols_resolve_from_symtab() {
     let u = UsdtFile::parse(&f).unwrap();
     let args = &u.sites()[0].args;
     let addr = |i: usize| match &args[i].decoded.as_ref().unwrap().location {
-        Location::Symbol { address, .. } => *address,
+        Location::Symbol(s) => s.address,
         other => panic!("{other:?}"),
     };
     assert_eq!(addr(0), Some(DATA + 0x18));

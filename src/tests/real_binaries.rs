@@ -87,20 +87,10 @@ fn postgres_symbol_arguments_resolve() {
     }
     // The stripped binary's dynamic symbols, as binutils reads them (usdtkit looks them up
     // through `.gnu.hash`).
-    let out = std::process::Command::new("readelf")
-        .args(["-W", "--dyn-syms", path])
-        .output()
-        .expect("readelf runs");
     let mut values = std::collections::HashMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let numbered = f
-            .first()
-            .is_some_and(|n| n.trim_end_matches(':').parse::<u32>().is_ok());
-        if numbered && f.len() >= 8 && f[6] != "UND" {
-            let name = f[7].split('@').next().unwrap_or_default().to_string();
-            values.insert(name, u64::from_str_radix(f[1], 16).unwrap());
-        }
+    for (name, value) in defined_dyn_syms(path) {
+        let name = name.split('@').next().unwrap_or_default().to_string();
+        values.insert(name, value);
     }
     let mapped = MappedFile::open(path).unwrap();
     let usdt = mapped.usdt().unwrap();
@@ -108,18 +98,12 @@ fn postgres_symbol_arguments_resolve() {
     for site in usdt.sites() {
         for arg in &site.args {
             if let Ok(usdtkit::ArgSpec {
-                location:
-                    usdtkit::Location::Symbol {
-                        symbol,
-                        offset,
-                        address,
-                        ..
-                    },
+                location: usdtkit::Location::Symbol(s),
                 ..
             }) = &arg.decoded
             {
-                let want = values[symbol.as_str()].wrapping_add(*offset as u64);
-                assert_eq!(*address, Some(want), "{}", arg.text);
+                let want = values[s.symbol.as_str()].wrapping_add(s.offset as u64);
+                assert_eq!(s.address, Some(want), "{}", arg.text);
                 resolved += 1;
             }
         }
@@ -150,20 +134,12 @@ fn versioned_names_resolve_to_their_default_version() {
     if !common::require_file(path, "Debian libc6") {
         return;
     }
-    let out = std::process::Command::new("readelf")
-        .args(["-W", "--dyn-syms", path])
-        .output()
-        .expect("readelf runs");
     let names = ["memcpy", "realpath", "fmemopen", "pthread_cond_wait"];
-    let text = String::from_utf8_lossy(&out.stdout);
     let mut want = std::collections::HashMap::new();
-    for line in text.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if let (Some(value), Some((name, _))) =
-            (f.get(1), f.get(7).and_then(|n| n.split_once("@@")))
-        {
-            if names.contains(&name) {
-                want.insert(name, u64::from_str_radix(value, 16).unwrap());
+    for (name, value) in defined_dyn_syms(path) {
+        if let Some((name, _)) = name.split_once("@@") {
+            if let Some(n) = names.iter().find(|n| **n == name) {
+                want.insert(*n, value);
             }
         }
     }
@@ -180,4 +156,24 @@ fn versioned_names_resolve_to_their_default_version() {
         let values: Vec<u64> = found[name].iter().map(|d| d.value).collect();
         assert_eq!(values, [want[name]], "{name}");
     }
+}
+
+/// The defined dynamic symbols of `path` as binutils lists them: (name with its `@VERSION`
+/// or `@@VERSION`, value).
+fn defined_dyn_syms(path: &str) -> Vec<(String, u64)> {
+    let out = std::process::Command::new("readelf")
+        .args(["-W", "--dyn-syms", path])
+        .output()
+        .expect("readelf runs");
+    let mut syms = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let numbered = f
+            .first()
+            .is_some_and(|n| n.trim_end_matches(':').parse::<u32>().is_ok());
+        if numbered && f.len() >= 8 && f[6] != "UND" {
+            syms.push((f[7].to_string(), u64::from_str_radix(f[1], 16).unwrap()));
+        }
+    }
+    syms
 }

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::arch::Arch;
-use crate::arg::{ArgSpec, Location, Reg, RegClass};
+use crate::arg::{ArgSpec, Location, Reg, RegClass, SymbolLocation};
 use crate::check::compare::Observed;
 
 /// The registers of qemu-user's gdb stub in 'g' packet order, and the name of the program
@@ -100,14 +100,15 @@ pub(super) fn recipe(arch: Arch, word_bits: u32, spec: &ArgSpec) -> Value {
             regs.push(json!([g(index), scale, extend.name()]));
             mem(regs, *offset, false)
         }
-        Location::Symbol {
-            symbol,
-            base,
-            index,
-            scale,
-            address,
-            ..
-        } => {
+        Location::Symbol(s) => {
+            let SymbolLocation {
+                symbol,
+                base,
+                index,
+                scale,
+                address,
+                ..
+            } = &**s;
             let Some(addr) = address else {
                 return json!({ "error": format!("symbol `{symbol}` is not resolved") });
             };
