@@ -3,6 +3,13 @@
 //! own cost (one raw uprobe_multi link over precomputed offsets, no parsing, no specs), on a
 //! scale fixture with P processes mapping it. [`parse`] compares parsing with a bare note
 //! walk.
+//!
+//! Detaching a uprobe_multi link waits for an RCU Tasks Trace grace period, and how long that
+//! wait is depends on when the detach starts relative to the previous grace period. Measured
+//! back to back, the previous grace period is the previous detach's, so each implementation's
+//! own load and attach time would fix its phase, and with it its detach time (at 1,000 sites
+//! one implementation read 19 ms in every round and another 27 ms). An untimed pause drawn
+//! uniformly from 0 to [`DETACH_PHASE_SPREAD`] before each detach samples the phase instead.
 
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
@@ -125,6 +132,18 @@ pub fn scale_fixture(probes: usize, per_probe: usize, sparse: bool) -> Result<(P
     Ok((dir, m))
 }
 
+/// The longest untimed pause before a detach (see the module documentation): longer than the
+/// spacing of the detach durations seen here (about 15, 19 and 27 ms).
+pub const DETACH_PHASE_SPREAD: Duration = Duration::from_millis(50);
+
+/// Sleep for a random time from 0 to [`DETACH_PHASE_SPREAD`].
+fn detach_phase_pause() {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
+    let spread = DETACH_PHASE_SPREAD.as_micros() as u64;
+    std::thread::sleep(Duration::from_micros(random % spread));
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -141,6 +160,7 @@ pub fn measure(implementation: &str, binary: &Path) -> Result<Timing> {
             let link = rec.attach(&path, &[("*", "*")], -1, &[])?;
             let attach = t.elapsed();
             let (links, sites) = (link.link_count(), link.sites().len());
+            detach_phase_pause();
             let t = Instant::now();
             rec.detach_all();
             (attach, t.elapsed(), links, sites)
@@ -158,6 +178,7 @@ pub fn measure(implementation: &str, binary: &Path) -> Result<Timing> {
             if let Some((p, why)) = a.refused.first() {
                 return Err(Error::Invalid(format!("libbpf refused {p}: {why}")));
             }
+            detach_phase_pause();
             let t = Instant::now();
             rec.detach_all();
             (attach, t.elapsed(), a.attached.len(), 0)
@@ -173,6 +194,7 @@ pub fn measure(implementation: &str, binary: &Path) -> Result<Timing> {
             let t = Instant::now();
             let link = crate::attach::raw_uprobe_multi(prog.as_fd(), binary, &offsets)?;
             let attach = t.elapsed();
+            detach_phase_pause();
             let t = Instant::now();
             drop(link);
             (attach, t.elapsed(), 1, offsets.len())
