@@ -98,8 +98,6 @@ pub(super) fn hits(iterations: u64, json: bool) -> bool {
     true
 }
 
-/// Run the paired parse comparison over `files` (or the standard inputs), printing each row
-/// as it is measured.
 /// What `usdtkit bench parse` does with its inputs.
 pub(super) enum ParseHow {
     /// Time both sides in pairs and print the ratios.
@@ -108,6 +106,9 @@ pub(super) enum ParseHow {
     Repeat(u32, super::ParseSide),
 }
 
+/// Run the parse comparison (or one side, repeated) over `files` or the standard inputs,
+/// keeping only the input named `only` when given; in a comparison each row is printed as it
+/// is measured.
 pub(super) fn parse(files: &[PathBuf], only: Option<&str>, how: ParseHow) -> bool {
     let mut ok = true;
     let mut inputs: Vec<(String, Vec<u8>)> = if files.is_empty() {

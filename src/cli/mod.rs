@@ -159,7 +159,8 @@ enum BenchCommand {
         /// JSON output (one array).
         #[arg(long)]
         json: bool,
-        /// Only the standard inputs with this name (`libjvm.so`, `generated-10000`...).
+        /// Only the input with this name: a standard input's (`libjvm.so`, `generated-10000`...;
+        /// the others are not generated), or a FILE as given.
         #[arg(long)]
         only: Option<String>,
         /// Run one side this many times over each input, untimed, and print nothing else:
