@@ -4,6 +4,8 @@
 //! and the walk resynchronises at the next 4-byte-aligned position that holds a plausible
 //! `stapsdt` note header, so the probes after it stay usable.
 
+use object::endian::{BigEndian, Endian, LittleEndian};
+
 use crate::elf::ByteOrder;
 use crate::error::{NoteError, NoteErrorKind};
 
@@ -37,23 +39,17 @@ pub struct RawNote<'data> {
     pub trailing: &'data [u8],
 }
 
-fn u32_at(b: &[u8], at: usize, order: ByteOrder) -> Option<u32> {
+fn u32_at<E: Endian>(b: &[u8], at: usize) -> Option<u32> {
     let w: [u8; 4] = b.get(at..at.checked_add(4)?)?.try_into().ok()?;
-    Some(match order {
-        ByteOrder::Little => u32::from_le_bytes(w),
-        ByteOrder::Big => u32::from_be_bytes(w),
-    })
+    Some(E::default().read_u32(w))
 }
 
-fn word_at(b: &[u8], at: usize, is_64: bool, order: ByteOrder) -> Option<u64> {
-    if !is_64 {
-        return u32_at(b, at, order).map(u64::from);
+fn word_at<E: Endian, const W64: bool>(b: &[u8], at: usize) -> Option<u64> {
+    if !W64 {
+        return u32_at::<E>(b, at).map(u64::from);
     }
     let w: [u8; 8] = b.get(at..at.checked_add(8)?)?.try_into().ok()?;
-    Some(match order {
-        ByteOrder::Little => u64::from_le_bytes(w),
-        ByteOrder::Big => u64::from_be_bytes(w),
-    })
+    Some(E::default().read_u64(w))
 }
 
 const fn align4(n: usize) -> usize {
@@ -62,20 +58,20 @@ const fn align4(n: usize) -> usize {
 
 /// Total length of the note at `off` (header, padded name and padded descriptor), if its
 /// sizes fit in the section.
-fn note_len(sec: &[u8], off: usize, order: ByteOrder) -> Option<(usize, usize, usize)> {
-    let namesz = u32_at(sec, off, order)? as usize;
-    let descsz = u32_at(sec, off + 4, order)? as usize;
+fn note_len<E: Endian>(sec: &[u8], off: usize) -> Option<(usize, usize, usize)> {
+    let namesz = u32_at::<E>(sec, off)? as usize;
+    let descsz = u32_at::<E>(sec, off + 4)? as usize;
     let desc_off = off.checked_add(12)?.checked_add(align4(namesz))?;
     let end = desc_off.checked_add(descsz)?;
     (end <= sec.len()).then_some((namesz, desc_off, descsz))
 }
 
 /// Whether a plausible stapsdt note header starts at `off`.
-fn plausible_header(sec: &[u8], off: usize, order: ByteOrder) -> bool {
-    u32_at(sec, off, order) == Some(STAPSDT_NAME.len() as u32)
-        && u32_at(sec, off + 8, order) == Some(STAPSDT_TYPE)
+fn plausible_header<E: Endian>(sec: &[u8], off: usize) -> bool {
+    u32_at::<E>(sec, off) == Some(STAPSDT_NAME.len() as u32)
+        && u32_at::<E>(sec, off + 8) == Some(STAPSDT_TYPE)
         && sec.get(off + 12..off + 20) == Some(STAPSDT_NAME)
-        && note_len(sec, off, order).is_some()
+        && note_len::<E>(sec, off).is_some()
 }
 
 /// Walk every note of a `.note.stapsdt` section. Notes of other owners or types are skipped;
@@ -87,19 +83,36 @@ pub fn walk(
 ) -> impl Iterator<Item = Result<RawNote<'_>, NoteError>> {
     let mut off = 0usize;
     let mut index = 0usize;
-    std::iter::from_fn(move || loop {
-        if off >= sec.len() {
+    // One dispatch a note; each of the four readers has its byte order and word size fixed.
+    std::iter::from_fn(move || match (is_64, order) {
+        (true, ByteOrder::Little) => next_note::<LittleEndian, true>(sec, &mut off, &mut index),
+        (false, ByteOrder::Little) => next_note::<LittleEndian, false>(sec, &mut off, &mut index),
+        (true, ByteOrder::Big) => next_note::<BigEndian, true>(sec, &mut off, &mut index),
+        (false, ByteOrder::Big) => next_note::<BigEndian, false>(sec, &mut off, &mut index),
+    })
+}
+
+/// The next USDT note at or after `off` (which it moves past the note); `index` counts every
+/// note.
+#[inline(always)]
+fn next_note<'a, E: Endian, const W64: bool>(
+    sec: &'a [u8],
+    off: &mut usize,
+    index: &mut usize,
+) -> Option<Result<RawNote<'a>, NoteError>> {
+    loop {
+        if *off >= sec.len() {
             return None;
         }
         // An all-zero header is padding: the rest of the section must be padding too.
-        if (sec.len() - off < 12 || sec[off..off + 12].iter().all(|&b| b == 0))
-            && sec[off..].iter().all(|&b| b == 0)
+        if (sec.len() - *off < 12 || sec[*off..*off + 12].iter().all(|&b| b == 0))
+            && sec[*off..].iter().all(|&b| b == 0)
         {
             return None;
         }
-        let here = off;
-        let this = index;
-        index += 1;
+        let here = *off;
+        let this = *index;
+        *index += 1;
         let err = |kind| NoteError {
             index: this,
             section_offset: here as u64,
@@ -108,11 +121,11 @@ pub fn walk(
             pc: None,
             kind,
         };
-        let Some((namesz, desc_off, descsz)) = note_len(sec, off, order) else {
+        let Some((namesz, desc_off, descsz)) = note_len::<E>(sec, here) else {
             // Resynchronise at the next plausible header, or give up on the rest.
-            off = (here + 4..sec.len())
+            *off = (here + 4..sec.len())
                 .step_by(4)
-                .find(|&o| plausible_header(sec, o, order))
+                .find(|&o| plausible_header::<E>(sec, o))
                 .unwrap_or(sec.len());
             let why = if sec.len() - here < 12 {
                 format!("{} stray bytes at the end of the section", sec.len() - here)
@@ -121,14 +134,14 @@ pub fn walk(
             };
             return Some(Err(err(NoteErrorKind::Header(why))));
         };
-        off = align4(desc_off + descsz);
-        let n_type = u32_at(sec, here + 8, order);
+        *off = align4(desc_off + descsz);
+        let n_type = u32_at::<E>(sec, here + 8);
         let name = &sec[here + 12..here + 12 + namesz];
         if name != STAPSDT_NAME || n_type != Some(STAPSDT_TYPE) {
             continue;
         }
         let desc = &sec[desc_off..desc_off + descsz];
-        return Some(parse_desc(desc, is_64, order).map_err(err).map(
+        return Some(parse_desc::<E, W64>(desc).map_err(err).map(
             |(pc, base, semaphore, [provider, name, probe, args], trailing)| RawNote {
                 index: this,
                 section_offset: here as u64,
@@ -142,16 +155,16 @@ pub fn walk(
                 trailing,
             },
         ));
-    })
+    }
 }
 
 /// The three words; provider, name, both with the NUL between them, arguments; the rest.
 type Desc<'a> = (u64, u64, u64, [&'a str; 4], &'a [u8]);
 
-fn parse_desc(desc: &[u8], is_64: bool, order: ByteOrder) -> Result<Desc<'_>, NoteErrorKind> {
-    let w = if is_64 { 8 } else { 4 };
+fn parse_desc<E: Endian, const W64: bool>(desc: &[u8]) -> Result<Desc<'_>, NoteErrorKind> {
+    let w = if W64 { 8 } else { 4 };
     let word = |i: usize| {
-        word_at(desc, i * w, is_64, order).ok_or(NoteErrorKind::Truncated(
+        word_at::<E, W64>(desc, i * w).ok_or(NoteErrorKind::Truncated(
             "shorter than its three address words",
         ))
     };
@@ -168,7 +181,19 @@ fn parse_desc(desc: &[u8], is_64: bool, order: ByteOrder) -> Result<Desc<'_>, No
             return Ok((pc, base, semaphore, fields, &rest[a_end + 1..]));
         }
     }
-    // The checked path, which also says what is wrong.
+    checked_strings(pc, base, semaphore, rest)
+}
+
+/// The strings of a descriptor the fast scan did not take (bytes outside ASCII, or a field
+/// missing or empty): read again with checks, saying what is wrong.
+#[cold]
+#[inline(never)]
+fn checked_strings(
+    pc: u64,
+    base: u64,
+    semaphore: u64,
+    rest: &[u8],
+) -> Result<Desc<'_>, NoteErrorKind> {
     let mut nuls = memchr::memchr_iter(0, rest);
     let p_end = nuls
         .next()

@@ -109,24 +109,42 @@ impl<'data> UsdtFile<'data> {
         // One pass: each site is complete (arguments, probe) while it is in cache.
         if let Some(sec) = elf.stapsdt_notes {
             for raw in note::walk(sec, elf.is_64, elf.byte_order) {
-                let resolved = raw.and_then(|raw| {
-                    let probe = raw.probe;
-                    resolve_site(&elf, raw).map(|site| (site, probe))
-                });
-                match resolved {
-                    Ok((mut site, probe)) => {
-                        let list = lists.intern(site.args_text, |text| {
-                            let start = args.len() as u32;
-                            decode_args_into(arch, text, &mut args);
-                            symbols.note(&args[start as usize..], start);
-                            (start, args.len() as u32 - start)
-                        });
-                        site.args = ArgList::shared(&all, list.start, list.len);
-                        grouping.add(probe, site.provider, site.name);
-                        sites.push(site);
+                // Each site is built once, in place, after everything that can fail: the
+                // error paths are out of line.
+                let raw = match raw {
+                    Ok(raw) => raw,
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
                     }
-                    Err(e) => errors.push(e),
-                }
+                };
+                let place = match place_site(&elf, &raw) {
+                    Ok(place) => place,
+                    Err(kind) => {
+                        errors.push(site_error(&elf, &raw, kind));
+                        continue;
+                    }
+                };
+                let list = lists.intern(raw.args, |text| {
+                    let start = args.len() as u32;
+                    decode_args_into(arch, text, &mut args);
+                    symbols.note(&args[start as usize..], start);
+                    (start, args.len() as u32 - start)
+                });
+                let list = ArgList::shared(&all, list.start, list.len);
+                grouping.add(raw.probe, raw.provider, raw.name);
+                sites.push(Site {
+                    provider: raw.provider,
+                    name: raw.name,
+                    pc: place.pc,
+                    file_offset: place.file_offset,
+                    semaphore: place.semaphore,
+                    semaphore_file_offset: place.semaphore_file_offset,
+                    args_text: raw.args,
+                    args: list,
+                    note_index: raw.index,
+                    trailing_bytes: raw.trailing.len(),
+                });
             }
         }
         symbols.resolve(&elf, &mut args);
@@ -201,13 +219,20 @@ struct Part<'data> {
     len: u32,
 }
 
+/// How many distinct keys a table of [`Lists`] or [`Grouping`] holds before it hashes: up to
+/// this many, a scan of the keys is cheaper than hashing one (and most files have few probes).
+const SCAN_KEYS: usize = 8;
+
 /// The distinct argument strings of a file, each decoded once. The table holds indexes into
 /// `parts` (4 bytes a slot, so it stays in cache for 100,000 distinct strings), and each part
-/// keeps its hash so growing the table rehashes nothing.
+/// keeps its hash so growing the table rehashes nothing. The table is built only once there
+/// are more than [`SCAN_KEYS`] parts; until then the parts are scanned.
 struct Lists<'data> {
     hasher: foldhash::fast::RandomState,
     table: HashTable<u32>,
     parts: Vec<Part<'data>>,
+    /// The table's first capacity.
+    capacity: usize,
 }
 
 impl<'data> Lists<'data> {
@@ -215,8 +240,9 @@ impl<'data> Lists<'data> {
     fn with_capacity(n: usize) -> Self {
         Lists {
             hasher: Default::default(),
-            table: HashTable::with_capacity(n),
+            table: HashTable::new(),
             parts: Vec::with_capacity(n),
+            capacity: n,
         }
     }
 
@@ -230,6 +256,25 @@ impl<'data> Lists<'data> {
         // Sites often repeat their predecessor's arguments: one comparison, no hashing.
         if self.parts.last().is_some_and(|p| p.text == text) {
             return &self.parts[self.parts.len() - 1];
+        }
+        if self.parts.len() <= SCAN_KEYS {
+            let id = match self.parts.iter().position(|p| p.text == text) {
+                Some(id) => id,
+                None => {
+                    let (start, len) = decode(text);
+                    self.parts.push(Part {
+                        text,
+                        hash: 0,
+                        start,
+                        len,
+                    });
+                    if self.parts.len() > SCAN_KEYS {
+                        self.build_table();
+                    }
+                    self.parts.len() - 1
+                }
+            };
+            return &self.parts[id];
         }
         let hash = hash_str(&self.hasher, text);
         let parts = &mut self.parts;
@@ -253,14 +298,30 @@ impl<'data> Lists<'data> {
         };
         &self.parts[id as usize]
     }
+
+    /// Hash the parts scanned so far into the table.
+    fn build_table(&mut self) {
+        for part in &mut self.parts {
+            part.hash = hash_str(&self.hasher, part.text);
+        }
+        let parts = &self.parts;
+        self.table = HashTable::with_capacity(self.capacity.max(2 * SCAN_KEYS));
+        for (i, part) in parts.iter().enumerate() {
+            self.table
+                .insert_unique(part.hash, i as u32, |&j| parts[j as usize].hash);
+        }
+    }
 }
 
 /// Sites grouped by `provider:name` as they are read: the probes in order of first
 /// appearance, and each site's probe.
 struct Grouping<'data> {
     hasher: foldhash::fast::RandomState,
-    /// Probe ids, hashed by name.
+    /// Probe ids, hashed by name; built once there are more than [`SCAN_KEYS`] probes (until
+    /// then the keys are scanned).
     index: HashTable<u32>,
+    /// The index's first capacity.
+    capacity: usize,
     /// Each probe's `provider\0name` and its hash (compared and rehashed without hashing).
     keys: Vec<(&'data str, u64)>,
     probes: Vec<ProbeEntry<'data>>,
@@ -275,7 +336,8 @@ impl<'data> Grouping<'data> {
     fn with_capacity(probes: usize, sites: usize) -> Self {
         Grouping {
             hasher: Default::default(),
-            index: HashTable::with_capacity(probes),
+            index: HashTable::new(),
+            capacity: probes,
             keys: Vec::with_capacity(probes),
             probes: Vec::with_capacity(probes),
             probe_of: Vec::with_capacity(sites),
@@ -296,8 +358,18 @@ impl<'data> Grouping<'data> {
     }
 
     fn find_or_add(&mut self, key: &'data str, provider: &'data str, name: &'data str) -> u32 {
+        if self.keys.len() <= SCAN_KEYS {
+            if let Some(id) = self.keys.iter().position(|&(k, _)| k == key) {
+                return id as u32;
+            }
+            let id = self.push(key, 0, provider, name);
+            if self.keys.len() > SCAN_KEYS {
+                self.build_index();
+            }
+            return id;
+        }
         let hash = hash_str(&self.hasher, key);
-        let (probes, keys) = (&mut self.probes, &mut self.keys);
+        let keys = &self.keys;
         let entry = self.index.entry(
             hash,
             |&i| keys[i as usize].0 == key,
@@ -306,17 +378,35 @@ impl<'data> Grouping<'data> {
         match entry {
             Entry::Occupied(e) => *e.get(),
             Entry::Vacant(e) => {
-                let id = probes.len() as u32;
-                probes.push(ProbeEntry {
-                    provider,
-                    name,
-                    start: 0,
-                    len: 0,
-                });
-                keys.push((key, hash));
+                let id = keys.len() as u32;
                 e.insert(id);
-                id
+                self.push(key, hash, provider, name)
             }
+        }
+    }
+
+    /// A new probe; its id.
+    fn push(&mut self, key: &'data str, hash: u64, provider: &'data str, name: &'data str) -> u32 {
+        self.probes.push(ProbeEntry {
+            provider,
+            name,
+            start: 0,
+            len: 0,
+        });
+        self.keys.push((key, hash));
+        self.keys.len() as u32 - 1
+    }
+
+    /// Hash the keys scanned so far into the index.
+    fn build_index(&mut self) {
+        for (key, hash) in &mut self.keys {
+            *hash = hash_str(&self.hasher, key);
+        }
+        let keys = &self.keys;
+        self.index = HashTable::with_capacity(self.capacity.max(2 * SCAN_KEYS));
+        for (i, &(_, hash)) in keys.iter().enumerate() {
+            self.index
+                .insert_unique(hash, i as u32, |&j| keys[j as usize].1);
         }
     }
 
@@ -343,59 +433,72 @@ impl<'data> Grouping<'data> {
     }
 }
 
-fn resolve_site<'data>(
-    elf: &ElfFile<'data>,
-    raw: RawNote<'data>,
-) -> Result<Site<'data>, NoteError> {
-    // The prelink adjustment: only when the section exists and both addresses are non-zero.
-    let pc = match elf.stapsdt_base {
+/// Where a site is: its address after the prelink adjustment, and the file offsets uprobes
+/// take for it and its semaphore.
+struct Placement {
+    pc: u64,
+    file_offset: u64,
+    semaphore: Option<u64>,
+    semaphore_file_offset: Option<u64>,
+}
+
+/// The site address of `raw` after the prelink adjustment: only when the section exists and
+/// both addresses are non-zero.
+fn adjusted_pc(elf: &ElfFile<'_>, raw: &RawNote<'_>) -> u64 {
+    match elf.stapsdt_base {
         Some(sec) if sec != 0 && raw.base != 0 => raw.pc.wrapping_add(sec.wrapping_sub(raw.base)),
         _ => raw.pc,
-    };
-    let err = |kind| NoteError {
-        index: raw.index,
-        section_offset: raw.section_offset,
-        provider: Some(raw.provider.to_string()),
-        name: Some(raw.name.to_string()),
-        pc: Some(pc),
-        kind,
-    };
+    }
+}
+
+fn place_site(
+    elf: &ElfFile<'_>,
+    raw: &RawNote<'_>,
+) -> std::result::Result<Placement, NoteErrorKind> {
+    let pc = adjusted_pc(elf, raw);
     let seg = elf
         .segment_for(pc)
-        .ok_or_else(|| err(NoteErrorKind::SiteNotMapped(pc)))?;
+        .ok_or(NoteErrorKind::SiteNotMapped(pc))?;
     if !seg.executable || pc - seg.vaddr >= seg.filesz {
-        return Err(err(NoteErrorKind::SiteNotExecutable(pc)));
+        return Err(NoteErrorKind::SiteNotExecutable(pc));
     }
     let file_offset = seg.file_offset(pc);
     // Each argument takes at least two bytes but the last: only a long string can hold too
     // many.
     if raw.args.len() >= 2 * MAX_SITE_ARGS && split_args(raw.args).nth(MAX_SITE_ARGS).is_some() {
-        return Err(err(NoteErrorKind::TooManyArgs(MAX_SITE_ARGS)));
+        return Err(NoteErrorKind::TooManyArgs(MAX_SITE_ARGS));
     }
     let (semaphore, semaphore_file_offset) = match raw.semaphore {
         0 => (None, None),
         sem => {
             let seg = elf
                 .segment_for(sem)
-                .ok_or_else(|| err(NoteErrorKind::SemaphoreNotMapped(sem)))?;
+                .ok_or(NoteErrorKind::SemaphoreNotMapped(sem))?;
             if seg.executable {
-                return Err(err(NoteErrorKind::SemaphoreExecutable(sem)));
+                return Err(NoteErrorKind::SemaphoreExecutable(sem));
             }
             (Some(sem), Some(seg.file_offset(sem)))
         }
     };
-    Ok(Site {
-        provider: raw.provider,
-        name: raw.name,
+    Ok(Placement {
         pc,
         file_offset,
         semaphore,
         semaphore_file_offset,
-        args_text: raw.args,
-        args: ArgList::default(),
-        note_index: raw.index,
-        trailing_bytes: raw.trailing.len(),
     })
+}
+
+/// The error of a note whose site or semaphore cannot be placed.
+#[cold]
+fn site_error(elf: &ElfFile<'_>, raw: &RawNote<'_>, kind: NoteErrorKind) -> NoteError {
+    NoteError {
+        index: raw.index,
+        section_offset: raw.section_offset,
+        provider: Some(raw.provider.to_string()),
+        name: Some(raw.name.to_string()),
+        pc: Some(adjusted_pc(elf, raw)),
+        kind,
+    }
 }
 
 /// The symbol operands met while decoding (noted while their lists are in cache), resolved
