@@ -6,7 +6,8 @@
 //! by every site that has it (real files repeat them: libjvm.so has 128 distinct strings for
 //! 531 sites); symbol operands are noted as they are decoded and resolved together in one
 //! symbol table pass; sites are grouped into probes by their `provider\0name` text through a
-//! table of 4-byte indexes into flat arrays. Parsing makes no allocation per site.
+//! table of 4-byte indexes into flat arrays. Both tables are plain scans until they hold more
+//! than eight keys (most files have a few probes). Parsing makes no allocation per site.
 
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
