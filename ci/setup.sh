@@ -19,7 +19,11 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # - gdb: an independent reader of probe arguments, used to check expected values.
 # - libelf-dev, zlib1g-dev, pkg-config: libbpf (vendored by libbpf-sys) links them; clang
 #   also builds the recorder BPF program.
-# - bpftrace, python3-bpfcc: peers the conformance harness runs (with gdb).
+# - bpftrace, python3-bpfcc, linux-perf: peers the conformance harness runs (with gdb);
+#   linux-headers-amd64: the kernel headers bcc compiles against (ci/peers.sh merges them);
+#   debootstrap: the Debian 13 root with the peers' current versions (ci/peers.sh).
+# - lld: the lld-linked fixtures (clang -fuse-ld=lld), whose semaphores share a file page
+#   with RELRO.
 # - gcc-<arch> cross compilers and their libc: the generator's fixtures for aarch64, arm,
 #   riscv64, s390x, powerpc64 (both byte orders) and mips64el; clang-19 and lld-19 for
 #   loongarch64 (Debian 12 has no LoongArch gcc or libc: a freestanding static build).
@@ -31,7 +35,7 @@ APT_PACKAGES=(
   systemtap-sdt-dev clang gdb
   gcc-i686-linux-gnu libc6-dev-i386-cross libc6-i386
   libelf-dev zlib1g-dev pkg-config
-  bpftrace python3-bpfcc
+  bpftrace python3-bpfcc linux-perf linux-headers-amd64 debootstrap lld
   gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf gcc-riscv64-linux-gnu gcc-s390x-linux-gnu
   gcc-powerpc64le-linux-gnu gcc-powerpc64-linux-gnu gcc-mips64el-linux-gnuabi64
   libc6-dev-arm64-cross libc6-dev-armhf-cross libc6-dev-riscv64-cross libc6-dev-s390x-cross
@@ -64,4 +68,7 @@ for comp in rustfmt clippy; do
     rustup component add "$comp"
   fi
 done
+# The peers' kernel headers and the Debian 13 root (cached; a failure is recorded for the
+# report, not fatal).
+bash "$(dirname "$0")/peers.sh"
 log "ready: $(cargo --version), $(readelf --version | head -1)"

@@ -33,6 +33,8 @@ pub struct Segment {
     pub filesz: u64,
     /// Whether `PF_X` is set.
     pub executable: bool,
+    /// Whether `PF_W` is set.
+    pub writable: bool,
 }
 
 impl Segment {
@@ -45,7 +47,40 @@ impl Segment {
     pub fn file_offset(&self, addr: u64) -> u64 {
         addr - self.vaddr + self.offset
     }
+
+    /// Whether the segment's file mapping covers file offset `off` once rounded out to
+    /// whole pages of `page` bytes (the loader maps whole pages, so the bytes of a
+    /// neighbouring segment that share its first or last page are mapped too).
+    pub fn maps_file_page_of(&self, off: u64, page: u64) -> bool {
+        let start = self.offset & !(page - 1);
+        let end = (self.offset.saturating_add(self.filesz))
+            .div_ceil(page)
+            .saturating_mul(page);
+        self.filesz > 0 && off >= start && off < end
+    }
 }
+
+/// A semaphore whose file page another writable segment maps too, at a lower address.
+///
+/// The kernel raises a semaphore (`ref_ctr_offset`) in the first writable mapping of the
+/// file that covers the semaphore's file offset. lld can start the writable data segment on
+/// the file page where the RELRO segment ends: while the dynamic loader has not yet made
+/// RELRO read-only (a process started after the probe was attached, or a library loaded
+/// later), that first mapping is RELRO's, and the count lands at `alias` instead of the
+/// semaphore the program reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SemaphoreAlias {
+    /// The semaphore's link-time address.
+    pub semaphore: u64,
+    /// Where the other segment maps the same file bytes (link-time address).
+    pub alias: u64,
+    /// The semaphore's file offset.
+    pub file_offset: u64,
+}
+
+/// Page size the layout checks assume: the smallest Linux uses (a larger one only adds
+/// sharing).
+pub const LAYOUT_PAGE: u64 = 4096;
 
 /// The parts of an ELF file that USDT reading needs.
 #[derive(Debug, Clone)]
@@ -65,6 +100,27 @@ pub struct ElfFile<'data> {
     pub stapsdt_notes: Option<&'data [u8]>,
     /// `sh_addr` of `.stapsdt.base`, when the file has that section.
     pub stapsdt_base: Option<u64>,
+}
+
+impl ElfFile<'_> {
+    /// The alias of the semaphore at `addr`, when a writable segment below the one holding
+    /// it maps its file page too (see [`SemaphoreAlias`]).
+    pub fn semaphore_alias(&self, addr: u64) -> Option<SemaphoreAlias> {
+        let own = self
+            .segments
+            .iter()
+            .find(|s| s.contains(addr) && addr - s.vaddr < s.filesz)?;
+        let off = own.file_offset(addr);
+        self.segments
+            .iter()
+            .filter(|s| s.writable && s.vaddr < own.vaddr && *s != own)
+            .find(|s| s.maps_file_page_of(off, LAYOUT_PAGE))
+            .map(|s| SemaphoreAlias {
+                semaphore: addr,
+                alias: s.vaddr.wrapping_add(off.wrapping_sub(s.offset)),
+                file_offset: off,
+            })
+    }
 }
 
 /// One definition of a symbol.
@@ -98,6 +154,7 @@ impl<'data> ElfFile<'data> {
                     offset: ph.p_offset(endian).into(),
                     filesz: ph.p_filesz(endian).into(),
                     executable: ph.p_flags(endian).0 & elf::PF_X.0 != 0,
+                    writable: ph.p_flags(endian).0 & elf::PF_W.0 != 0,
                 });
             }
         }

@@ -30,6 +30,7 @@ pub mod error;
 pub mod gen;
 pub mod note;
 pub mod probe;
+pub mod procmaps;
 pub mod recorder;
 pub mod synth;
 pub mod sys;

@@ -176,6 +176,24 @@ impl<'data> UsdtFile<'data> {
         &self.sites
     }
 
+    /// The semaphores of this file that another writable segment maps too, at a lower
+    /// address: the kernel raises them in the wrong place for processes that map the file
+    /// after a probe was attached (see [`crate::elf::SemaphoreAlias`]). Each once, in site
+    /// order.
+    pub fn semaphore_aliases(&self) -> Vec<crate::elf::SemaphoreAlias> {
+        let mut v: Vec<crate::elf::SemaphoreAlias> = Vec::new();
+        for s in &self.sites {
+            let Some(sem) = s.semaphore else { continue };
+            if v.iter().any(|a| a.semaphore == sem) {
+                continue;
+            }
+            if let Some(a) = self.elf.semaphore_alias(sem) {
+                v.push(a);
+            }
+        }
+        v
+    }
+
     /// The notes that could not be read, each naming what is wrong.
     pub fn errors(&self) -> &[NoteError] {
         &self.errors

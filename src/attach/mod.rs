@@ -24,6 +24,7 @@
 
 pub mod plan;
 pub mod resolve;
+pub mod semaphore;
 pub mod spec;
 
 mod maps;

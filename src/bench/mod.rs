@@ -173,7 +173,7 @@ pub fn measure(implementation: &str, binary: &Path) -> Result<Timing> {
             };
             let mut rec = Recorder::load(&mut s, opts)?;
             let t = Instant::now();
-            let a = rec.attach_libbpf(binary, -1)?;
+            let a = rec.attach_libbpf(binary, -1, |_, _| true)?;
             let attach = t.elapsed();
             if let Some((p, why)) = a.refused.first() {
                 return Err(Error::Invalid(format!("libbpf refused {p}: {why}")));
@@ -318,6 +318,7 @@ pub fn hit_loop_fixture() -> Result<PathBuf> {
         opt: "2".into(),
         pie: true,
         freestanding: false,
+        linker: None,
     };
     tc.link(
         &[dir.join("hit_loop.S"), dir.join("hit_loop_main.c")],
@@ -364,7 +365,7 @@ pub fn hit_cost(implementation: &str, site: &str, n: u64) -> Result<HitCost> {
             };
             let mut rec = Recorder::load(&mut s, opts)?;
             if implementation == "libbpf" {
-                let a = rec.attach_libbpf(&bin, -1)?;
+                let a = rec.attach_libbpf(&bin, -1, |_, _| true)?;
                 if let Some((p, why)) = a.refused.first() {
                     return Err(Error::Invalid(format!("libbpf refused {p}: {why}")));
                 }

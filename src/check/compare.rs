@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::select::Selection;
 use crate::gen::{Expected, Fixture};
 
 /// What an implementation reported for one argument.
@@ -101,6 +102,9 @@ pub struct Run {
     pub refused: BTreeMap<String, String>,
     /// Other findings for the report (for libbpf: spec entries that differ from usdtkit's).
     pub notes: Vec<String>,
+    /// The peer stopped during the run (crashed, or exited on its own) with these words:
+    /// the hits it did not report are adapter errors with them, not misses.
+    pub failure: Option<String>,
 }
 
 /// Run-time values a fixture printed: (hit, arg) to value.
@@ -143,70 +147,117 @@ fn judge(e: &Expected, o: &Observed, runtime: Option<u64>) -> (Outcome, String) 
     }
 }
 
-/// Compare `observed` hits with the fixture's expected hits. Observed hits are matched in
-/// order, each expected hit to the next observed hit of the same probe; unmatched expected
-/// hits are missed.
-pub fn compare(fx: &Fixture, run: &Run) -> Vec<ArgResult> {
-    let observed = &run.hits[..];
+/// Pairs of (expected, observed) positions in `e` and `o` that maximise the summed
+/// `score`, in order (a global alignment where leaving either side unpaired costs nothing;
+/// ties go to pairing, then to leaving an observed hit unpaired).
+fn align(n: usize, m: usize, score: impl Fn(usize, usize) -> u32) -> Vec<(usize, usize)> {
+    let w = m + 1;
+    let mut dp = vec![0u32; (n + 1) * w];
+    for i in 1..=n {
+        for j in 1..=m {
+            let diag = dp[(i - 1) * w + j - 1] + score(i - 1, j - 1);
+            dp[i * w + j] = diag.max(dp[i * w + j - 1]).max(dp[(i - 1) * w + j]);
+        }
+    }
+    let mut pairs = Vec::new();
+    let (mut i, mut j) = (n, m);
+    while i > 0 && j > 0 {
+        let here = dp[i * w + j];
+        if here == dp[(i - 1) * w + j - 1] + score(i - 1, j - 1) {
+            pairs.push((i - 1, j - 1));
+            i -= 1;
+            j -= 1;
+        } else if here == dp[i * w + j - 1] {
+            j -= 1;
+        } else {
+            i -= 1;
+        }
+    }
+    pairs.reverse();
+    pairs
+}
+
+/// Compare observed hits with the fixture's expected hits. Within each probe, expected and
+/// observed hits are paired in order so that the most arguments agree (a peer that skips
+/// some sites' hits is not judged on the next site's values); expected hits left unpaired
+/// are missed (or refused, when the peer refused that probe). With a selection, only the
+/// probes and arguments it reads are judged.
+pub fn compare(fx: &Fixture, run: &Run, sel: Option<&Selection>) -> Vec<ArgResult> {
     let rt = runtime_values(&run.stdout);
-    let mut out = Vec::new();
-    let mut next = 0;
+    let reads = |h: &crate::gen::Hit, a: usize| sel.is_none_or(|s| s.reads(h, a));
+    // (provider, name) to the indexes of its expected and observed hits.
+    type Groups<'a> = BTreeMap<(&'a str, &'a str), (Vec<usize>, Vec<usize>)>;
+    let mut groups: Groups<'_> = BTreeMap::new();
     for (i, h) in fx.hits.iter().enumerate() {
-        let probe = format!("{}:{}", h.provider, h.name);
-        let found = observed[next.min(observed.len())..]
-            .iter()
-            .position(|o| o.provider == h.provider && o.name == h.name)
-            .map(|p| next + p);
-        let Some(j) = found else {
-            let refusal = run.refused.get(&probe).or_else(|| run.refused.get("*"));
-            let (outcome, detail) = match refusal {
-                Some(why) => (Outcome::Refused, why.clone()),
-                None => (Outcome::Missed, "hit not observed".to_string()),
-            };
+        if reads(h, 0) || (0..h.args.len()).any(|a| reads(h, a)) {
+            groups.entry((&h.provider, &h.name)).or_default().0.push(i);
+        }
+    }
+    for (j, o) in run.hits.iter().enumerate() {
+        if let Some(g) = groups.get_mut(&(o.provider.as_str(), o.name.as_str())) {
+            g.1.push(j);
+        }
+    }
+    let judged = |i: usize, j: usize, a: usize| {
+        let (h, o) = (&fx.hits[i], &run.hits[j]);
+        match (h.args.get(a), o.args.get(a)) {
+            (Some(e), Some(v)) => judge(e, v, rt.get(&(i, a)).copied()),
+            (Some(_), None) => (Outcome::Refused, "argument not reported".into()),
+            (None, _) => (Outcome::Pass, String::new()),
+        }
+    };
+    let mut out = Vec::new();
+    for ((provider, name), (exp, obs)) in groups {
+        let probe = format!("{provider}:{name}");
+        let score = |x: usize, y: usize| {
+            let h = &fx.hits[exp[x]];
+            1 + (0..h.args.len())
+                .filter(|&a| reads(h, a) && judged(exp[x], obs[y], a).0 == Outcome::Pass)
+                .count() as u32
+        };
+        let pairs = align(exp.len(), obs.len(), score);
+        let mut paired = vec![None; exp.len()];
+        for (x, y) in pairs {
+            paired[x] = Some(obs[y]);
+        }
+        for (x, &i) in exp.iter().enumerate() {
+            let h = &fx.hits[i];
             let n = h.args.len().max(1);
-            for a in 0..n {
+            let Some(j) = paired[x] else {
+                let refusal = run.refused.get(&probe).or_else(|| run.refused.get("*"));
+                let (outcome, detail) = match (refusal, &run.failure) {
+                    (Some(why), _) => (Outcome::Refused, why.clone()),
+                    (None, Some(why)) => (Outcome::Error, why.clone()),
+                    (None, None) => (Outcome::Missed, "hit not observed".to_string()),
+                };
+                for a in (0..n).filter(|&a| reads(h, a)) {
+                    out.push(ArgResult {
+                        hit: i,
+                        probe: probe.clone(),
+                        arg: a,
+                        expected: h.args.get(a).cloned(),
+                        observed: None,
+                        outcome,
+                        detail: detail.clone(),
+                    });
+                }
+                continue;
+            };
+            for a in (0..n).filter(|&a| reads(h, a)) {
+                let (outcome, detail) = judged(i, j, a);
                 out.push(ArgResult {
                     hit: i,
                     probe: probe.clone(),
                     arg: a,
                     expected: h.args.get(a).cloned(),
-                    observed: None,
+                    observed: run.hits[j].args.get(a).cloned(),
                     outcome,
-                    detail: detail.clone(),
+                    detail,
                 });
             }
-            continue;
-        };
-        next = j + 1;
-        let o = &observed[j];
-        if h.args.is_empty() {
-            out.push(ArgResult {
-                hit: i,
-                probe,
-                arg: 0,
-                expected: None,
-                observed: None,
-                outcome: Outcome::Pass,
-                detail: String::new(),
-            });
-            continue;
-        }
-        for (a, e) in h.args.iter().enumerate() {
-            let (outcome, detail) = match o.args.get(a) {
-                Some(v) => judge(e, v, rt.get(&(i, a)).copied()),
-                None => (Outcome::Refused, "argument not reported".into()),
-            };
-            out.push(ArgResult {
-                hit: i,
-                probe: probe.clone(),
-                arg: a,
-                expected: Some(e.clone()),
-                observed: o.args.get(a).cloned(),
-                outcome,
-                detail,
-            });
         }
     }
+    out.sort_by_key(|r| (r.hit, r.arg));
     out
 }
 
@@ -240,6 +291,8 @@ mod tests {
             compiler: "gcc".into(),
             compiler_version: String::new(),
             flags: vec![],
+            emitter: None,
+            linker: None,
             arch: "x86_64".into(),
             args: vec![],
             runnable: true,
@@ -289,7 +342,7 @@ mod tests {
             stdout: "usdtkit-rt 1 0 4096\n".into(),
             ..Run::default()
         };
-        let r = compare(&fx, &run);
+        let r = compare(&fx, &run, None);
         let o: Vec<Outcome> = r.iter().map(|r| r.outcome).collect();
         assert_eq!(
             o,
@@ -303,6 +356,42 @@ mod tests {
         );
         let t = tally(&r);
         assert_eq!(t[&Outcome::Pass], 3);
+    }
+
+    #[test]
+    fn a_peer_that_skips_one_site_is_not_judged_on_the_next_sites_values() {
+        // Two sites of one probe alternate; the peer reports only the first site's hits.
+        let fx = fixture(vec![
+            ("s", vec![int(1), int(10)]),
+            ("s", vec![int(2), int(20)]),
+            ("s", vec![int(3), int(30)]),
+            ("s", vec![int(4), int(40)]),
+        ]);
+        let run = Run {
+            hits: vec![
+                obs("s", vec![Observed::Int(1), Observed::Int(10)]),
+                obs("s", vec![Observed::Int(3), Observed::Int(99)]),
+            ],
+            ..Run::default()
+        };
+        let o: Vec<(usize, Outcome)> = compare(&fx, &run, None)
+            .iter()
+            .map(|r| (r.hit, r.outcome))
+            .collect();
+        use Outcome::*;
+        assert_eq!(
+            o,
+            [
+                (0, Pass),
+                (0, Pass),
+                (1, Missed),
+                (1, Missed),
+                (2, Pass),
+                (2, Wrong),
+                (3, Missed),
+                (3, Missed)
+            ]
+        );
     }
 
     #[test]
@@ -328,12 +417,12 @@ mod tests {
             )],
             ..Run::default()
         };
-        let o: Vec<Outcome> = compare(&fx, &run).iter().map(|r| r.outcome).collect();
+        let o: Vec<Outcome> = compare(&fx, &run, None).iter().map(|r| r.outcome).collect();
         assert_eq!(o, [Outcome::Refused, Outcome::Wrong, Outcome::Refused]);
         // A probe refused as a whole: its hits are refused, not missed.
         let mut run = Run::default();
         run.refused.insert("p:a".into(), "parse error".into());
-        let r = compare(&fx, &run);
+        let r = compare(&fx, &run, None);
         assert!(r
             .iter()
             .all(|r| r.outcome == Outcome::Refused && r.detail == "parse error"));

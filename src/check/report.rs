@@ -16,8 +16,10 @@ use crate::probe::MappedFile;
 /// One implementation's identity.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImplInfo {
-    /// Name.
+    /// Its column: the tool and its version (`bpftrace 0.23`).
     pub name: String,
+    /// Its name on the command line (`bpftrace@debian13`).
+    pub id: String,
     /// Version, when it runs here.
     pub version: Option<String>,
     /// Why it does not run here.
@@ -39,6 +41,19 @@ pub struct Row {
     pub classes: Vec<String>,
 }
 
+/// Runs and time one implementation took on one fixture.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timing {
+    /// Implementation column.
+    pub implementation: String,
+    /// Fixture.
+    pub fixture: String,
+    /// Runs made (more than one when refusals were narrowed).
+    pub runs: usize,
+    /// Wall time.
+    pub seconds: f64,
+}
+
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -54,6 +69,15 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Findings beyond values: (implementation, fixture, note).
     pub notes: Vec<(String, String, String)>,
+    /// Probes and arguments that made a peer refuse a larger run as a whole:
+    /// (implementation, fixture, what).
+    pub blames: Vec<(String, String, super::isolate::Blame)>,
+    /// Runs made in all.
+    pub runs: usize,
+    /// Runs and time spent per implementation and fixture.
+    pub timings: Vec<Timing>,
+    /// The corpus directory (absolute).
+    pub corpus_dir: std::path::PathBuf,
 }
 
 /// Encoding classes of every (probe, argument) of a fixture, from usdtkit's decoding of its
@@ -63,6 +87,8 @@ pub fn classes(dir: &Path, fx: &Fixture) -> HashMap<(String, usize), Vec<String>
     let build: Vec<String> = std::iter::once(format!("compiler:{}", fx.compiler))
         .chain(fx.flags.iter().map(|f| format!("flags:{f}")))
         .chain(std::iter::once(format!("arch:{}", fx.arch)))
+        .chain(fx.emitter.iter().map(|e| format!("emitter:{e}")))
+        .chain(fx.linker.iter().map(|l| format!("linker:{l}")))
         .collect();
     for h in &fx.hits {
         let key = format!("{}:{}", h.provider, h.name);
@@ -79,6 +105,38 @@ pub fn classes(dir: &Path, fx: &Fixture) -> HashMap<(String, usize), Vec<String>
         let mut common = build.clone();
         if h.semaphore {
             common.push("semaphore".into());
+        }
+        let aliased = usdt.semaphore_aliases();
+        if probe.sites.iter().any(|s| {
+            s.semaphore
+                .is_some_and(|a| aliased.iter().any(|x| x.semaphore == a))
+        }) {
+            common.push("semaphore:relro-page".into());
+        }
+        if probe.sites.iter().any(|s| s.semaphore.is_some()) {
+            let mut sems: Vec<u64> = probe.sites.iter().filter_map(|s| s.semaphore).collect();
+            sems.sort_unstable();
+            sems.dedup();
+            if sems.len() > 1 {
+                common.push("semaphore:per-site".into());
+            }
+        }
+        let bytes = mapped.bytes();
+        let at = |s: &crate::Site<'_>, code: &[u8]| {
+            bytes
+                .get(s.file_offset as usize..)
+                .is_some_and(|b| b.starts_with(code))
+        };
+        if let Some(form) = probe.sites.iter().find_map(|s| {
+            if at(s, &crate::attach::plan::NOP_NOP5) {
+                Some("site:nop+nop5")
+            } else if at(s, &NOP_NOP10) {
+                Some("site:nop+nop10")
+            } else {
+                None
+            }
+        }) {
+            common.push(form.into());
         }
         if probe.sites.len() > 1 {
             common.push("multi-site".into());
@@ -114,6 +172,9 @@ pub fn classes(dir: &Path, fx: &Fixture) -> HashMap<(String, usize), Vec<String>
     out
 }
 
+/// The site the current libbpf/usdt `usdt.h` writes on x86-64: `nop; nop10`.
+const NOP_NOP10: [u8; 11] = [0x90, 0x66, 0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0];
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -140,6 +201,10 @@ impl Report {
             implementations,
             rows: Vec::new(),
             notes: Vec::new(),
+            blames: Vec::new(),
+            runs: 0,
+            timings: Vec::new(),
+            corpus_dir: std::path::PathBuf::new(),
         }
     }
 
@@ -167,8 +232,10 @@ impl Report {
         m
     }
 
-    /// Write report.json, report.md and report.html into `dir`.
-    pub fn write(&self, dir: &Path) -> Result<()> {
+    /// Write report.json, report.md, report.html, findings.md and findings.json into `dir`
+    /// (`manifest`: the corpus's, for the findings' source lines).
+    pub fn write(&self, dir: &Path, manifest: &Manifest) -> Result<()> {
+        let findings = super::findings::findings(self, manifest);
         std::fs::create_dir_all(dir).map_err(|source| Error::Io {
             path: dir.to_path_buf(),
             source,
@@ -182,7 +249,12 @@ impl Report {
             serde_json::to_string_pretty(self).expect("json"),
         )?;
         put("report.md", self.markdown())?;
-        put("report.html", self.html())
+        put("report.html", self.html(&findings))?;
+        put(
+            "findings.json",
+            serde_json::to_string_pretty(&findings).expect("json"),
+        )?;
+        put("findings.md", super::findings::markdown(self, &findings))
     }
 
     fn cell(counts: Option<&BTreeMap<Outcome, usize>>) -> String {
@@ -225,6 +297,16 @@ impl Report {
             let cells: Vec<String> = names.iter().map(|n| Self::cell(per.get(n))).collect();
             let _ = writeln!(s, "| {class} | {} |", cells.join(" | "));
         }
+        let mut per: BTreeMap<&str, (usize, f64)> = BTreeMap::new();
+        for t in &self.timings {
+            let e = per.entry(&t.implementation).or_default();
+            e.0 += t.runs;
+            e.1 += t.seconds;
+        }
+        s.push_str("\n| implementation | runs | seconds |\n|---|---|---|\n");
+        for (n, (r, t)) in &per {
+            let _ = writeln!(s, "| {n} | {r} | {t:.1} |");
+        }
         let wrong: Vec<&Row> = self
             .rows
             .iter()
@@ -253,8 +335,9 @@ impl Report {
         s
     }
 
-    /// The self-contained HTML report.
-    pub fn html(&self) -> String {
+    /// The self-contained HTML report: the matrix, each cell linking to its findings, then
+    /// the findings, then every argument not passing.
+    pub fn html(&self, findings: &[super::findings::Finding]) -> String {
         let esc = |t: &str| {
             t.replace('&', "&amp;")
                 .replace('<', "&lt;")
@@ -303,10 +386,26 @@ impl Report {
                         .find(|o| c.contains_key(o))
                     })
                     .map_or("", |o| o.name());
-                let link = if worst == "wrong" {
-                    format!(" <a href=\"#wrong-{}\">cases</a>", esc(n))
-                } else {
+                let here: Vec<&super::findings::Finding> = findings
+                    .iter()
+                    .filter(|f| {
+                        &f.implementation == n
+                            && (class == "all" || f.classes_seen.contains(&class))
+                    })
+                    .collect();
+                let link = if here.is_empty() {
                     String::new()
+                } else {
+                    let ids: Vec<String> = here
+                        .iter()
+                        .take(12)
+                        .map(|f| format!("<a href=\"#{0}\">{0}</a>", f.id))
+                        .collect();
+                    format!(
+                        "<br><small>{}{}</small>",
+                        ids.join(" "),
+                        if here.len() > 12 { " &hellip;" } else { "" }
+                    )
                 };
                 let _ = write!(
                     s,
@@ -315,6 +414,35 @@ impl Report {
                 );
             }
             s.push_str("</tr>");
+        }
+        s.push_str(
+            "</table><h2>Findings</h2><table><tr><th>id</th><th>implementation</th>\
+             <th>what</th><th>class</th><th>arguments</th><th>example</th></tr>",
+        );
+        for f in findings {
+            let e = &f.example;
+            let _ = write!(
+                s,
+                "<tr id=\"{}\"><td>{}</td><td>{}</td><td>{:?}{}</td><td>{}</td><td>{} in {} fixtures</td>\
+                 <td>{} <code>{}</code> arg {} <code>{}</code>{}<br>expected {}, observed {}<br>{}<br><code>{}</code></td></tr>",
+                esc(&f.id),
+                esc(&f.id),
+                esc(&f.implementation),
+                f.kind,
+                if f.words.is_empty() { String::new() } else { format!(": {}", esc(&f.words)) },
+                esc(&f.class.join(" ")),
+                f.arguments,
+                f.fixtures.len(),
+                esc(&e.fixture),
+                esc(&e.probe),
+                e.arg,
+                esc(&e.text),
+                e.source.as_ref().map(|l| format!(" <code>{}</code>", esc(l))).unwrap_or_default(),
+                esc(&e.expected),
+                esc(&e.observed),
+                esc(&e.words),
+                esc(&e.command)
+            );
         }
         s.push_str("</table>");
         for n in &names {

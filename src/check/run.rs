@@ -10,10 +10,13 @@ use crate::error::{Error, Result};
 use crate::gen::manifest::WAIT_ARG;
 use crate::gen::Fixture;
 
-/// A fixture process blocked on its `--wait` read.
+/// A fixture process that has not fired a probe yet: blocked on its `--wait` read, or held
+/// right after its `exec` (see [`crate::sys::held`]).
 #[derive(Debug)]
 pub struct Waiting {
-    child: Child,
+    child: Option<Child>,
+    held: Option<crate::sys::held::Held>,
+    pid: u32,
 }
 
 impl Waiting {
@@ -28,12 +31,58 @@ impl Waiting {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|source| Error::Io { path: bin, source })?;
-        Ok(Waiting { child })
+        let w = Waiting {
+            pid: child.id(),
+            child: Some(child),
+            held: None,
+        };
+        w.until_blocked();
+        Ok(w)
+    }
+
+    /// Wait (up to 10 s) until the fixture blocks on its `--wait` read. A tracer attaching
+    /// earlier attaches to a process whose loader may still be running: a different order
+    /// (the kernel raises semaphores that share a page with RELRO in RELRO's mapping while it
+    /// is still writable) from the one this start is for.
+    fn until_blocked(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let wchan =
+                std::fs::read_to_string(format!("/proc/{}/wchan", self.pid)).unwrap_or_default();
+            if wchan.contains("pipe_read") || wchan.contains("pipe_wait") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Start the fixture's binary held right after its `exec`, before its dynamic loader
+    /// has run: the order of `usdtkit trace -- COMMAND`, where the probes are attached
+    /// before the process maps anything else.
+    pub fn start_held(dir: &Path, fx: &Fixture) -> Result<Self> {
+        let bin = dir.join(&fx.binary);
+        let mut cmd = Command::new(&bin);
+        cmd.args(&fx.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let held =
+            crate::sys::held::spawn_held(cmd).map_err(|source| Error::Io { path: bin, source })?;
+        Ok(Waiting {
+            pid: held.pid(),
+            child: None,
+            held: Some(held),
+        })
     }
 
     /// Its pid.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
+    }
+
+    /// The held process, when started with [`Waiting::start_held`] and not released.
+    pub fn held(&mut self) -> Option<&mut crate::sys::held::Held> {
+        self.held.as_mut()
     }
 
     /// Let it run; wait at most `limit` for it to exit (then kill it). Calls `tick` about
@@ -44,10 +93,17 @@ impl Waiting {
         mut tick: impl FnMut(),
     ) -> Result<(ExitStatus, String)> {
         let fail = |e: std::io::Error| Error::Invalid(format!("fixture process: {e}"));
-        let mut stdin = self.child.stdin.take().expect("piped");
-        stdin.write_all(b"x").map_err(fail)?;
-        drop(stdin);
-        let mut stdout = self.child.stdout.take().expect("piped");
+        let mut child = match self.held.take() {
+            Some(h) => h.release().map_err(fail)?,
+            None => {
+                // Still owned by `self` (killed on drop) until the byte is written.
+                let c = self.child.as_mut().expect("a started fixture");
+                let mut stdin = c.stdin.take().expect("piped");
+                stdin.write_all(b"x").map_err(fail)?;
+                self.child.take().expect("a started fixture")
+            }
+        };
+        let mut stdout = child.stdout.take().expect("piped");
         let reader = std::thread::spawn(move || {
             let mut s = String::new();
             let _ = stdout.read_to_string(&mut s);
@@ -55,12 +111,12 @@ impl Waiting {
         });
         let deadline = Instant::now() + limit;
         let status = loop {
-            if let Some(st) = self.child.try_wait().map_err(fail)? {
+            if let Some(st) = child.try_wait().map_err(fail)? {
                 break st;
             }
             if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                let _ = child.kill();
+                let _ = child.wait();
                 return Err(Error::Invalid(format!(
                     "fixture still running after {} s: killed",
                     limit.as_secs()
@@ -76,10 +132,13 @@ impl Waiting {
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        // A fixture left waiting (the tracer failed to attach) must not outlive the check.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        // A fixture left waiting (the tracer failed to attach) must not outlive the check;
+        // a held one is killed by its own drop.
+        if let Some(c) = self.child.as_mut() {
+            if let Ok(None) = c.try_wait() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
         }
     }
 }
@@ -129,18 +188,6 @@ pub fn output_within(mut cmd: Command, limit: Duration) -> Result<(ExitStatus, S
         t_out.join().unwrap_or_default(),
         t_err.join().unwrap_or_default(),
     ))
-}
-
-/// `provider:name` of every probe the fixture expects hits of, sorted.
-pub fn probe_keys(fx: &Fixture) -> Vec<String> {
-    let mut v: Vec<String> = fx
-        .hits
-        .iter()
-        .map(|h| format!("{}:{}", h.provider, h.name))
-        .collect();
-    v.sort();
-    v.dedup();
-    v
 }
 
 /// A peer tool running in its own process group, its stdout read line by line in the
@@ -194,32 +241,88 @@ impl Peer {
     /// Wait up to `limit` for a stdout line that satisfies `ready`; false when the peer
     /// exited or the time ran out first.
     pub fn wait_for(&mut self, limit: Duration, ready: impl Fn(&str) -> bool) -> bool {
+        self.wait_collecting(limit, ready).0
+    }
+
+    /// [`Peer::wait_for`], also returning the lines read before the ready one.
+    pub fn wait_collecting(
+        &mut self,
+        limit: Duration,
+        ready: impl Fn(&str) -> bool,
+    ) -> (bool, Vec<String>) {
         let deadline = Instant::now() + limit;
+        let mut before = Vec::new();
         while Instant::now() < deadline {
             match self.lines.recv_timeout(Duration::from_millis(50)) {
-                Ok(l) if ready(&l) => return true,
-                Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(_) => return false,
+                Ok(l) if ready(&l) => return (true, before),
+                Ok(l) => before.push(l),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(_) => return (false, before),
             }
         }
-        false
+        (false, before)
+    }
+
+    /// Whether its stdout is closed and drained.
+    fn lines_closed(&self) -> bool {
+        matches!(
+            self.lines.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Disconnected)
+        )
+    }
+
+    /// Whether it has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// Kill the whole group now; returns its stderr.
-    pub fn kill(mut self) -> String {
+    pub fn kill(self) -> String {
+        self.kill_reporting().0
+    }
+
+    /// Kill the whole group now; returns its stderr and, when it had already exited by
+    /// itself, how ("exited with status 1", "killed by signal 6").
+    pub fn kill_reporting(mut self) -> (String, Option<String>) {
         use crate::sys::process::{signal_group, SIGKILL};
+        // A peer that closed its output is usually exiting: give it a moment, so that its
+        // own exit status is what is reported.
+        let soon = Instant::now() + Duration::from_millis(500);
+        let ended = loop {
+            match self.child.try_wait() {
+                Ok(Some(st)) => break Some(st),
+                _ if Instant::now() < soon && self.lines_closed() => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                _ => break None,
+            }
+        };
         signal_group(self.child.id(), SIGKILL);
         let _ = self.child.wait();
-        self.stderr
+        let err = self
+            .stderr
             .take()
             .and_then(|h| h.join().ok())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        (err, ended.map(|st| st.to_string()))
     }
 
     /// Ask the group to stop (SIGINT), give it up to 10 s, then kill it; returns the stdout
     /// lines not read yet.
-    pub fn stop(mut self) -> Vec<String> {
+    pub fn stop(self) -> Vec<String> {
+        self.stop_reporting().0
+    }
+
+    /// [`Peer::stop`], also telling whether the peer had already failed before it was asked
+    /// to stop (a crash, or an error exit mid-run): then how, with its last stderr line.
+    pub fn stop_reporting(mut self) -> (Vec<String>, Option<String>) {
         use crate::sys::process::{signal_group, SIGINT, SIGKILL};
+        // A peer may end by itself once the traced process exits; only an unsuccessful end
+        // before it was asked to stop is a failure.
+        let early = match self.child.try_wait() {
+            Ok(Some(st)) if !st.success() => Some(st),
+            _ => None,
+        };
         signal_group(self.child.id(), SIGINT);
         let stop = Instant::now() + Duration::from_secs(10);
         while Instant::now() < stop && !matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -232,6 +335,55 @@ impl Peer {
         while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
             out.push(l);
         }
-        out
+        let early = early.map(|st| {
+            let err = self
+                .stderr
+                .take()
+                .and_then(|h| h.join().ok())
+                .unwrap_or_default();
+            let last = err
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.contains("RLIMIT_MEMLOCK"))
+                .unwrap_or("no words on stderr")
+                .to_string();
+            format!("exited with {st}: {last}")
+        });
+        (out, early)
+    }
+}
+
+/// A path in the temporary directory unique to this process and call (runs of the same
+/// adapter may go on at once): `usdtkit-PID-N-NAME` (NAME last: tools read the extension).
+pub fn scratch_path(name: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    std::env::temp_dir().join(format!(
+        "usdtkit-{}-{}-{name}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// A temporary file, removed on drop.
+#[derive(Debug)]
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    /// Write `data` to a new scratch file named after `name`.
+    pub fn new(name: &str, data: &[u8]) -> Result<Scratch> {
+        let path = scratch_path(name);
+        std::fs::write(&path, data).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Scratch(path))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }

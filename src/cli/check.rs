@@ -15,6 +15,9 @@ pub(super) struct CheckArgs {
     pub profile: Profile,
     pub seed: u64,
     pub impls: Vec<String>,
+    pub fixtures: Vec<String>,
+    pub probes: Vec<String>,
+    pub jobs: usize,
     pub report: Option<PathBuf>,
     pub json: bool,
     pub verbose: bool,
@@ -59,31 +62,41 @@ pub(super) fn run(a: CheckArgs) -> bool {
     };
     let mut chosen: Vec<Box<dyn impls::Implementation>> = Vec::new();
     for name in &a.impls {
-        if name == "all" {
-            chosen.extend(impls::all());
-        } else {
-            match impls::by_name(name) {
-                Some(i) => chosen.push(i),
-                None => {
-                    let known: Vec<String> = impls::all().iter().map(|i| i.name()).collect();
-                    eprintln!(
-                        "usdtkit check: unknown implementation `{name}` (known: {}, all, ext:COMMAND)",
-                        known.join(", ")
-                    );
-                    return false;
-                }
+        let found = impls::by_name(name);
+        if found.is_empty() {
+            let known: Vec<String> = impls::all().iter().map(|i| i.name()).collect();
+            eprintln!(
+                "usdtkit check: unknown implementation `{name}` (known: {}, TOOL@host, all, ext:COMMAND)",
+                known.join(", ")
+            );
+            return false;
+        }
+        for i in found {
+            if !chosen.iter().any(|c| c.name() == i.name()) {
+                chosen.push(i);
             }
         }
     }
-    let report = check::run_all(
-        &dir,
-        &manifest,
-        &chosen,
-        Duration::from_secs(60),
-        std::io::stderr().is_terminal(),
-    );
+    for f in &a.fixtures {
+        if !manifest.fixtures.iter().any(|x| &x.name == f) {
+            eprintln!(
+                "usdtkit check: no fixture `{f}` in {} (`usdtkit gen --stats {}` lists them)",
+                dir.display(),
+                dir.display()
+            );
+            return false;
+        }
+    }
+    let opts = check::CheckOptions {
+        limit: Duration::from_secs(60),
+        progress: std::io::stderr().is_terminal(),
+        fixtures: (!a.fixtures.is_empty()).then(|| a.fixtures.clone()),
+        probes: (!a.probes.is_empty()).then(|| a.probes.clone()),
+        jobs: a.jobs,
+    };
+    let report = check::run_all(&dir, &manifest, &chosen, &opts);
     let out = a.report.clone().unwrap_or_else(|| dir.join("report"));
-    if let Err(e) = report.write(&out) {
+    if let Err(e) = report.write(&out, &manifest) {
         eprintln!("usdtkit check: {e}");
         return false;
     }
@@ -124,10 +137,12 @@ pub(super) fn run(a: CheckArgs) -> bool {
                 .iter()
                 .map(|o| format!("{} {}", o.name(), t.get(o).unwrap_or(&0)))
                 .collect();
-            println!("{name:<12} {}", line.join(", "));
+            println!("{name:<16} {}", line.join(", "));
         }
         eprintln!(
-            "usdtkit check: report in {}/report.{{md,html,json}}",
+            "usdtkit check: {} runs; report in {}/report.{{md,html,json}}, findings in {}/findings.{{md,json}}",
+            report.runs,
+            out.display(),
             out.display()
         );
     }

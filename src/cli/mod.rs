@@ -54,7 +54,8 @@ enum Command {
         json: bool,
     },
     /// Run USDT implementations on the fixture corpus, judge every argument, and write the
-    /// matrix report (report.json, report.md, report.html).
+    /// matrix report (report.json, report.md, report.html) and the findings (findings.md,
+    /// findings.json).
     Check {
         /// A corpus built by `usdtkit gen` (default: build or reuse the profile's).
         #[arg(long)]
@@ -66,10 +67,20 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Implementations, comma-separated: usdtkit, usdtkit-perf, libbpf, bpftrace, bcc,
-        /// gdb, usdtkit-qemu and gdb-qemu (foreign-architecture fixtures under qemu-user),
+        /// gdb, perf (each tool: every version installed; TOOL@host or TOOL@debian13 for one),
+        /// usdtkit-qemu and gdb-qemu (foreign-architecture fixtures under qemu-user),
         /// ext:COMMAND, or all.
         #[arg(long = "impl", value_delimiter = ',', default_value = "all")]
         impls: Vec<String>,
+        /// Only these fixtures (comma-separated names).
+        #[arg(long = "fixture", value_delimiter = ',')]
+        fixtures: Vec<String>,
+        /// Only these probes (comma-separated PROVIDER:NAME).
+        #[arg(long = "probe", value_delimiter = ',')]
+        probes: Vec<String>,
+        /// Fixtures checked at once (each by one implementation at a time).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
         /// Where to write the reports (default: CORPUS/report).
         #[arg(long)]
         report: Option<PathBuf>,
@@ -262,6 +273,9 @@ pub fn run() -> ExitCode {
             profile,
             seed,
             impls,
+            fixtures,
+            probes,
+            jobs,
             report,
             json,
             verbose,
@@ -270,6 +284,9 @@ pub fn run() -> ExitCode {
             profile,
             seed,
             impls,
+            fixtures,
+            probes,
+            jobs: jobs.into(),
             report,
             json,
             verbose,

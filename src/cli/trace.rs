@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use usdtkit::recorder::{ArgValue, Hit, Recorder, RecorderOptions};
-use usdtkit::sys::process;
+use usdtkit::sys::{held, process};
 
 /// Options of `trace`.
 #[derive(Debug, Clone)]
@@ -93,6 +93,28 @@ fn load<'a>(
     Recorder::load(storage, opts)
 }
 
+/// Semaphores the kernel will raise in the wrong mapping of processes that map `file` after
+/// this attach: every process started later (pid -1), or a given one that has not mapped it
+/// yet. Said once.
+fn warn_aliases(file: &std::path::Path, pid: i32) {
+    let Ok(m) = usdtkit::MappedFile::open(file) else {
+        return;
+    };
+    let Ok(u) = m.usdt() else { return };
+    let aliases = u.semaphore_aliases();
+    if aliases.is_empty() {
+        return;
+    }
+    let mapped =
+        pid > 0 && usdtkit::procmaps::of_file(pid as u32, file).is_ok_and(|v| !v.is_empty());
+    if !mapped {
+        eprintln!(
+            "usdtkit trace: warning: {}",
+            usdtkit::attach::semaphore::warning(file, &aliases)
+        );
+    }
+}
+
 /// Run `trace`; the exit code is the command's when one is run.
 pub(super) fn run(a: TraceArgs) -> ExitCode {
     match trace(a) {
@@ -117,19 +139,20 @@ fn trace(a: TraceArgs) -> usdtkit::Result<ExitCode> {
         Err(e) => return Err(e),
     };
     process::catch_interrupts();
-    let (mut child, gate) = if a.command.is_empty() {
-        (None, None)
+    // A command is held right after its exec: attached before any of its code runs, and
+    // killed (by the drop) if attaching fails.
+    let mut held = if a.command.is_empty() {
+        None
     } else {
-        let (c, g) = process::spawn_gated(&a.command[0], &a.command[1..]).map_err(|source| {
-            usdtkit::Error::Io {
-                path: a.command[0].clone().into(),
-                source,
-            }
-        })?;
-        (Some(c), Some(g))
+        let mut cmd = std::process::Command::new(&a.command[0]);
+        cmd.args(&a.command[1..]);
+        Some(held::spawn_held(cmd).map_err(|source| usdtkit::Error::Io {
+            path: a.command[0].clone().into(),
+            source,
+        })?)
     };
-    let pid = match (&child, a.pid) {
-        (Some(c), _) => c.id() as i32,
+    let pid = match (&held, a.pid) {
+        (Some(h), _) => h.pid() as i32,
         (None, Some(p)) => p,
         (None, None) => -1,
     };
@@ -144,10 +167,22 @@ fn trace(a: TraceArgs) -> usdtkit::Result<ExitCode> {
     for w in link.warnings() {
         eprintln!("usdtkit trace: {w}");
     }
-    if let Some(g) = gate {
-        g.open()
-            .map_err(|e| usdtkit::Error::Invalid(format!("releasing the command: {e}")))?;
-    }
+    let file = link.binary().to_path_buf();
+    let mut child = match held.take() {
+        Some(mut h) => {
+            for n in rec.settle(&mut h)? {
+                eprintln!("usdtkit trace: {n}");
+            }
+            Some(
+                h.release()
+                    .map_err(|e| usdtkit::Error::Invalid(format!("releasing the command: {e}")))?,
+            )
+        }
+        None => {
+            warn_aliases(&file, pid);
+            None
+        }
+    };
     let print = |hits: Vec<Hit>| {
         for h in hits {
             if a.json {

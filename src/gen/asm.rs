@@ -20,7 +20,8 @@ struct Site {
     args: String,
     expected: Vec<Expected>,
     sem: Option<&'static str>,
-    nop5: bool,
+    /// The site: 0 `nop`, 5 `nop; nop5`, 10 `nop; nop10` (see `usdt-note.inc`).
+    form: u8,
 }
 
 fn int(v: i128, size: u32, signed: bool, ctype: CType) -> Expected {
@@ -57,7 +58,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 .map(|(i, x)| int(u(x >> 8), 1, i % 2 == 1, CType::U8))
                 .collect(),
             sem: None,
-            nop5: false,
+            form: 0,
         },
     ));
 
@@ -74,7 +75,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 int(u(x), 4, false, CType::U32),
             ],
             sem: None,
-            nop5: false,
+            form: 0,
         },
     ));
 
@@ -98,7 +99,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 int(u(t[2]), 2, false, CType::U16),
             ],
             sem: None,
-            nop5: false,
+            form: 0,
         },
     ));
 
@@ -117,7 +118,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 int(u(t[3]), 8, false, CType::U64),
             ],
             sem: None,
-            nop5: false,
+            form: 0,
         },
     ));
 
@@ -138,7 +139,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 int(k.into(), 8, false, CType::U64),
             ],
             sem: None,
-            nop5: false,
+            form: 0,
         },
     ));
 
@@ -168,7 +169,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 Value::Float(CType::Double, d2).expected(),
             ],
             sem: None,
-            nop5: false,
+            form: 0,
         },
     ));
 
@@ -188,7 +189,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 int(i.into(), 4, true, CType::I32),
             ],
             sem: None,
-            nop5: false,
+            form: 0,
         },
     ));
 
@@ -213,7 +214,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 bytes(6, "48 bytes"),
             ],
             sem: None,
-            nop5: false,
+            form: 0,
         },
     ));
 
@@ -237,7 +238,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 int(h5.into(), 4, false, CType::U32),
             ],
             sem: None,
-            nop5: false,
+            form: 0,
         },
     ));
 
@@ -254,7 +255,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
             args: "8@%rdi".into(),
             expected: vec![int(u(s1), 8, false, CType::U64)],
             sem: Some("usdtkit_shared_sem"),
-            nop5: false,
+            form: 0,
         },
     ));
     v.push((
@@ -270,7 +271,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 int(s3.into(), 4, true, CType::I32),
             ],
             sem: Some("usdtkit_shared_sem"),
-            nop5: false,
+            form: 0,
         },
     ));
     // A `nop; nop5` site: attached at +1 on kernels with optimized uprobes, where operands
@@ -287,7 +288,23 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
                 int(u(t[3]), 8, false, CType::U64),
             ],
             sem: None,
-            nop5: true,
+            form: 5,
+        },
+    ));
+    // The site the current libbpf/usdt usdt.h writes on x86-64: `nop; nop10`.
+    let n10 = rng.next_u64();
+    v.push((
+        "nop10_site",
+        Site {
+            setup: vec![format!("movabs ${n10:#x}, %rsi"), "mov $1, %ecx".into()],
+            args: "8@%rsi 8@usdtkit_counter(%rip) -4@%ecx".into(),
+            expected: vec![
+                int(u(n10), 8, false, CType::U64),
+                int(u(data.counter[0]), 8, false, CType::U64),
+                int(1, 4, true, CType::I32),
+            ],
+            sem: None,
+            form: 10,
         },
     ));
     v.push((
@@ -297,7 +314,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
             args: String::new(),
             expected: vec![],
             sem: Some("usdtkit_site_sem_a"),
-            nop5: false,
+            form: 0,
         },
     ));
     v.push((
@@ -307,7 +324,7 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
             args: "4@%r8d".into(),
             expected: vec![int(s4.into(), 4, false, CType::U32)],
             sem: Some("usdtkit_site_sem_b"),
-            nop5: false,
+            form: 0,
         },
     ));
     v
@@ -373,8 +390,7 @@ pub fn program(rng: &mut Rng) -> (String, String, Vec<HitSpec>) {
                 let _ = writeln!(
                     s,
                     "        USDT {PROVIDER}, {name}, \"{}\", 0, {}",
-                    site.args,
-                    u8::from(site.nop5)
+                    site.args, site.form
                 );
             }
         }

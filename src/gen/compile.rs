@@ -24,6 +24,8 @@ pub struct Toolchain {
     /// -nostdlib`, `usdtkit_fixture.h` supplying `_start` and the few functions the fixture
     /// needs (`USDTKIT_FREESTANDING`).
     pub freestanding: bool,
+    /// A linker other than the compiler's default (`lld`: `-fuse-ld=lld`).
+    pub linker: Option<String>,
 }
 
 /// The host triple usdtkit was built for.
@@ -45,6 +47,9 @@ impl Toolchain {
         }
         if self.freestanding {
             f.extend(["-ffreestanding".into(), "-static".into()]);
+        }
+        if let Some(l) = &self.linker {
+            f.push(format!("-fuse-ld={l}"));
         }
         f
     }
@@ -122,6 +127,9 @@ impl Toolchain {
             cmd.args(["-fPIE", "-pie"]);
         } else {
             cmd.args(["-fno-pie", "-no-pie"]);
+        }
+        if let (Some(l), false) = (&self.linker, self.freestanding) {
+            cmd.arg(format!("-fuse-ld={l}"));
         }
         cmd.arg("-o").arg(out).args(sources).args(extra);
         run(cmd)

@@ -50,6 +50,14 @@ pub struct Fixture {
     pub compiler_version: String,
     /// Flags that distinguish this build (`-O2`, `-pie`, `-m32`...).
     pub flags: Vec<String>,
+    /// What wrote the notes, when not `sys/sdt.h` (`rust-probe`: the `probe` crate;
+    /// `rust-usdt`: the `usdt` crate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emitter: Option<String>,
+    /// The linker, when not the compiler's default GNU ld (`lld`, `bfd` for a Rust build
+    /// told to use it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linker: Option<String>,
     /// Architecture name (as `usdtkit decode --arch` takes it).
     pub arch: String,
     /// Arguments to run it with (the wait argument, when wanted, comes first).

@@ -10,6 +10,7 @@ pub mod compile;
 pub mod csrc;
 pub mod manifest;
 pub mod rng;
+pub mod rust;
 mod scale;
 pub mod stats;
 pub mod value;
@@ -25,6 +26,7 @@ use self::compile::Toolchain;
 use self::csrc::{HitSpec, Target};
 pub use self::manifest::{Emulator, Expected, Fixture, Hit, IntValue, Manifest};
 use self::rng::Rng;
+use crate::elf;
 use crate::error::{Error, Result};
 
 /// The fixture header every C fixture includes.
@@ -230,6 +232,8 @@ enum Kind {
     Structs,
     /// forms.S + forms_main.c.
     Asm,
+    /// A Rust program whose notes a crate writes, linked by lld or GNU ld.
+    Rust(rust::Emitter, bool),
 }
 
 #[derive(Debug, Clone)]
@@ -246,6 +250,7 @@ fn job(kind: Kind, compiler: &str, opt: &str, pie: bool) -> Job {
         Kind::Structs => ("cxx", true, "x86_64-unknown-linux-gnu"),
         Kind::Asm => ("asm", false, "x86_64-unknown-linux-gnu"),
         Kind::Cross(i) => ("cross", false, CROSS[i].target),
+        Kind::Rust(e, _) => (e.name(), false, compile::HOST),
     };
     Job {
         name: format!(
@@ -259,9 +264,26 @@ fn job(kind: Kind, compiler: &str, opt: &str, pie: bool) -> Job {
             opt: opt.into(),
             pie,
             freestanding: false,
+            linker: None,
         },
         kind,
     }
+}
+
+/// A Rust fixture: `rust-probe-lld`, `rust-usdt-bfd`...
+fn rust_job(e: rust::Emitter, lld: bool) -> Job {
+    let mut j = job(Kind::Rust(e, lld), "rustc", "3", true);
+    j.name = format!("{}-{}", e.name(), if lld { "lld" } else { "bfd" });
+    j.tc.linker = Some(if lld { "lld" } else { "bfd" }.into());
+    j
+}
+
+/// The same job linked by lld (`-fuse-ld=lld`), laid out so that the semaphores share a
+/// file page with the RELRO segment (see [`relro_layout`]).
+fn lld(mut j: Job) -> Job {
+    j.tc.linker = Some("lld".into());
+    j.name.push_str("-lld");
+    j
 }
 
 /// i386 with gcc goes through Debian's i686 cross compiler: gcc-multilib conflicts with every
@@ -280,9 +302,11 @@ fn jobs(profile: &Profile) -> Vec<Job> {
             job(c64, "gcc", "0", true),
             job(c64, "gcc", "2", false),
             job(c64, "clang", "2", true),
+            lld(job(c64, "clang", "2", true)),
             i386(job(c32, "gcc", "2", true)),
             job(Kind::Structs, "g++", "2", true),
             job(Kind::Asm, "gcc", "2", true),
+            rust_job(rust::Emitter::Probe, true),
         ],
         Profile::Default => {
             let mut v = Vec::new();
@@ -293,6 +317,7 @@ fn jobs(profile: &Profile) -> Vec<Job> {
                     }
                 }
             }
+            v.push(lld(job(c64, "clang", "2", true)));
             v.push(i386(job(c32, "gcc", "0", true)));
             v.push(i386(job(c32, "gcc", "2", true)));
             v.push(job(c32, "clang", "2", true));
@@ -301,6 +326,11 @@ fn jobs(profile: &Profile) -> Vec<Job> {
             v.push(job(Kind::Structs, "clang++", "2", true));
             v.push(job(Kind::Asm, "gcc", "2", true));
             v.push(job(Kind::Asm, "gcc", "2", false));
+            for e in [rust::Emitter::Probe, rust::Emitter::Usdt] {
+                for lld in [false, true] {
+                    v.push(rust_job(e, lld));
+                }
+            }
             for (i, c) in CROSS.iter().enumerate() {
                 let mut j = job(Kind::Cross(i), c.compiler, "2", !c.freestanding);
                 j.tc.freestanding = c.freestanding;
@@ -333,6 +363,8 @@ struct Sources {
     cross: Vec<Vec<HitSpec>>,
     structs: Vec<HitSpec>,
     asm: Vec<HitSpec>,
+    rust_probe: rust::Program,
+    rust_usdt: rust::Program,
 }
 
 fn write_sources(dir: &Path, seed: u64) -> Result<Sources> {
@@ -392,11 +424,27 @@ fn write_sources(dir: &Path, seed: u64) -> Result<Sources> {
         cross,
         structs,
         asm,
+        rust_probe: rust::probe_program(&mut stream(5)),
+        rust_usdt: rust::usdt_program(&mut stream(6)),
     })
 }
 
 /// Build one fixture into `DIR/NAME`.
-fn build(dir: &Path, job: &Job, hits: &[HitSpec]) -> Result<Fixture> {
+fn build(dir: &Path, job: &Job, sources: &Sources) -> Result<Fixture> {
+    let hits = match job.kind {
+        Kind::C { is_64: true } => &sources.c64,
+        Kind::C { is_64: false } => &sources.c32,
+        Kind::Structs => &sources.structs,
+        Kind::Asm => &sources.asm,
+        Kind::Cross(i) => &sources.cross[i],
+        Kind::Rust(e, lld) => {
+            let p = match e {
+                rust::Emitter::Probe => &sources.rust_probe,
+                rust::Emitter::Usdt => &sources.rust_usdt,
+            };
+            return rust::build(dir, &job.name, e, lld, p);
+        }
+    };
     let out = dir.join(&job.name);
     std::fs::create_dir_all(&out).map_err(|source| Error::Io {
         path: out.clone(),
@@ -427,21 +475,30 @@ fn build(dir: &Path, job: &Job, hits: &[HitSpec]) -> Result<Fixture> {
                     .link(&srcs, &dir.join(&exe_rel), false, &includes, &[])?;
                 (sources, vec![])
             } else {
-                job.tc.link(
-                    &[src.join(sub).join("lib.c")],
-                    &dir.join(&lib_rel),
-                    true,
-                    &includes,
-                    &[],
-                )?;
-                let extra = [
+                let lib_src = [src.join(sub).join("lib.c")];
+                let lib = |pad: &[String]| {
+                    job.tc
+                        .link(&lib_src, &dir.join(&lib_rel), true, &includes, pad)
+                };
+                let mut extra = vec![
                     format!("-L{}", out.display()),
                     "-lusdtfix".into(),
                     "-Wl,-rpath,$ORIGIN".into(),
                 ];
                 let srcs = [src.join(sub).join("main.c"), src.join(sub).join("sem.c")];
-                job.tc
-                    .link(&srcs, &dir.join(&exe_rel), false, &includes, &extra)?;
+                let mut exe = |pad: &[String]| {
+                    extra.truncate(3);
+                    extra.extend_from_slice(pad);
+                    job.tc
+                        .link(&srcs, &dir.join(&exe_rel), false, &includes, &extra)
+                };
+                if job.tc.linker.as_deref() == Some("lld") {
+                    relro_layout(&dir.join(&lib_rel), lib)?;
+                    relro_layout(&dir.join(&exe_rel), exe)?;
+                } else {
+                    lib(&[])?;
+                    exe(&[])?;
+                }
                 (sources, vec![lib_rel.clone()])
             }
         }
@@ -461,6 +518,7 @@ fn build(dir: &Path, job: &Job, hits: &[HitSpec]) -> Result<Fixture> {
                 .link(&srcs, &dir.join(&exe_rel), false, &includes, &[])?;
             (vec![rel("forms.S"), rel("forms_main.c")], vec![])
         }
+        Kind::Rust(..) => unreachable!("built above"),
     };
     let arch = match job.kind {
         Kind::Cross(i) => CROSS[i].arch.name(),
@@ -475,6 +533,8 @@ fn build(dir: &Path, job: &Job, hits: &[HitSpec]) -> Result<Fixture> {
         compiler: job.tc.compiler.clone(),
         compiler_version: job.tc.version()?,
         flags: job.tc.flags(),
+        emitter: None,
+        linker: job.tc.linker.clone(),
         arch,
         args: vec![],
         runnable: !matches!(job.kind, Kind::Cross(_)),
@@ -493,8 +553,65 @@ fn build(dir: &Path, job: &Job, hits: &[HitSpec]) -> Result<Fixture> {
     })
 }
 
+/// Build `out` with `build(extra)` so that its semaphores share a file page with the RELRO
+/// segment, as lld lays out small programs (its data segment starts in the file right where
+/// RELRO ends, on the same page): built once, and if the semaphores landed on a page of
+/// their own, again with `-DUSDTKIT_RELRO_PAD=N` (N bytes in RELRO) sized to move RELRO's
+/// end to the start of a page. An error when the layout still is not
+/// there.
+fn relro_layout(out: &Path, mut build: impl FnMut(&[String]) -> Result<()>) -> Result<()> {
+    let aliased = |p: &Path| -> Result<(usize, Option<u64>)> {
+        let m = crate::MappedFile::open(p)?;
+        let u = m.usdt()?;
+        let n = u.semaphore_aliases().len();
+        // Where the data segment holding the first semaphore starts in the file.
+        let start = u
+            .sites()
+            .iter()
+            .find_map(|s| s.semaphore)
+            .and_then(|a| u.elf().segment_for(a))
+            .map(|s| s.offset);
+        Ok((n, start))
+    };
+    // Grow RELRO until the data segment starts 64 bytes into a page: each round adds what
+    // the last one missed by (alignment moves it a little).
+    let mut bytes = 0;
+    let mut start = None;
+    for _ in 0..4 {
+        let pad: Vec<String> = if bytes == 0 {
+            vec![]
+        } else {
+            vec![format!("-DUSDTKIT_RELRO_PAD={bytes}")]
+        };
+        build(&pad)?;
+        let (n, s) = aliased(out)?;
+        if n > 0 {
+            return Ok(());
+        }
+        let s =
+            s.ok_or_else(|| Error::Invalid(format!("{}: no semaphore to lay out", out.display())))?;
+        start = Some(s);
+        bytes += ((elf::LAYOUT_PAGE + 64 - s % elf::LAYOUT_PAGE) % elf::LAYOUT_PAGE).max(8);
+    }
+    Err(Error::Invalid(format!(
+        "{}: lld did not put the semaphores on RELRO's last page (data segment at file offset {:#x} with a {bytes}-byte pad)",
+        out.display(),
+        start.unwrap_or(0)
+    )))
+}
+
 /// Whether `tc` can build and link a trivial program here; the reason when not.
 fn preflight(dir: &Path, tc: &Toolchain) -> std::result::Result<(), String> {
+    if tc.compiler == "rustc" {
+        return match std::process::Command::new("cargo")
+            .arg("--version")
+            .output()
+        {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+            Err(e) => Err(format!("cargo: {e}")),
+        };
+    }
     let probe = dir.join("preflight");
     let name = format!("{}-{}", tc.compiler, tc.target);
     let ext = if tc.cpp { "cc" } else { "c" };
@@ -569,14 +686,7 @@ pub fn generate(opts: &GenOptions) -> Result<Manifest> {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(j) = todo.get(i) else { break };
                 bar.set_message(j.name.clone());
-                let hits = match j.kind {
-                    Kind::C { is_64: true } => &sources.c64,
-                    Kind::C { is_64: false } => &sources.c32,
-                    Kind::Structs => &sources.structs,
-                    Kind::Asm => &sources.asm,
-                    Kind::Cross(i) => &sources.cross[i],
-                };
-                let r = build(dir, j, hits);
+                let r = build(dir, j, &sources);
                 results.lock().expect("no panics while locked").push((i, r));
                 bar.inc(1);
             });

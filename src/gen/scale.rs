@@ -78,6 +78,7 @@ pub(super) fn generate(
         opt: "0".into(),
         pie: true,
         freestanding: false,
+        linker: None,
     };
     std::fs::create_dir_all(dir.join("scale")).map_err(|source| crate::Error::Io {
         path: dir.join("scale"),
@@ -113,6 +114,8 @@ pub(super) fn generate(
             compiler: tc.compiler.clone(),
             compiler_version: tc.version()?,
             flags: tc.flags(),
+            emitter: None,
+            linker: None,
             arch: "x86_64".into(),
             args: vec![],
             runnable: true,

@@ -52,7 +52,13 @@ impl Recorder<'_> {
     /// Attach the recorder to every probe of `binary` with libbpf's own
     /// `bpf_program__attach_usdt`, one call per probe name (libbpf's API), for `pid`. Each
     /// probe gets its index as cookie. Needs [`super::RecorderOptions::libbpf`].
-    pub fn attach_libbpf(&mut self, binary: &Path, pid: i32) -> Result<LibbpfAttach> {
+    /// Only the probes `keep(provider, name)` accepts are attached.
+    pub fn attach_libbpf(
+        &mut self,
+        binary: &Path,
+        pid: i32,
+        keep: impl Fn(&str, &str) -> bool,
+    ) -> Result<LibbpfAttach> {
         if !self.opts.libbpf {
             return Err(Error::Invalid("recorder not loaded for libbpf".into()));
         }
@@ -74,7 +80,7 @@ impl Recorder<'_> {
         let object: Arc<Path> = Arc::from(binary);
         // libbpf explains a refusal only in its log: capture it for the report.
         let previous = libbpf_rs::set_print(Some((PrintLevel::Warn, capture)));
-        for probe in usdt.probes() {
+        for probe in usdt.probes().filter(|p| keep(p.provider, p.name)) {
             take_log();
             let cookie = self.probes.len() as u64;
             let key = format!("{}:{}", probe.provider, probe.name);

@@ -313,6 +313,13 @@ impl<'obj> Recorder<'obj> {
         &self.links
     }
 
+    /// For a process held right after its `exec` (see [`crate::sys::held`]) with this
+    /// recorder attached to it: move the semaphore counts the kernel raised in the wrong
+    /// mapping (see [`crate::attach::semaphore`]). Returns what was done, a line per file.
+    pub fn settle(&self, held: &mut crate::sys::held::Held) -> Result<Vec<String>> {
+        crate::attach::semaphore::settle(held, self.objects())
+    }
+
     /// Detach everything (the program stays loaded).
     pub fn detach_all(&mut self) {
         self.links.clear();

@@ -4,6 +4,7 @@
 //! the one conversion of bytes to `str` that skips validation (proven ASCII by its own scan).
 
 pub(crate) mod bpf;
+pub mod held;
 pub(crate) mod perf;
 pub mod process;
 pub(crate) mod text;

@@ -1,61 +1,6 @@
-//! Starting a command that waits, between fork and exec, until the tracer has attached to
-//! its pid; and a Ctrl-C flag.
+//! Signals: a Ctrl-C flag, and signalling process groups.
 
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// The write end of the pipe a gated child waits on.
-#[derive(Debug)]
-pub struct Gate(Option<OwnedFd>);
-
-impl Gate {
-    /// Let the child exec.
-    pub fn open(mut self) -> io::Result<()> {
-        let fd = self.0.take().expect("gate opened once");
-        // SAFETY: writes one byte from a live buffer to a pipe we own.
-        let n = unsafe { libc::write(fd.as_raw_fd(), b"g\n".as_ptr().cast(), 2) };
-        if n == 2 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    }
-}
-
-/// Spawn `program args...` so that it stops before its exec until [`Gate::open`] (or until
-/// the gate is dropped). It runs first as `/bin/sh`, which waits on the gate pipe (fd 3) and
-/// then execs the program: the pid a tracer attaches to is the program's.
-pub fn spawn_gated(program: &str, args: &[String]) -> io::Result<(Child, Gate)> {
-    let mut fds = [0i32; 2];
-    // SAFETY: `fds` is a writable array of two ints, as pipe2 requires.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 returned two new descriptors nobody else owns.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let rfd = read.as_raw_fd();
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg("read -r _ <&3; exec 3<&-; exec \"$0\" \"$@\"")
-        .arg(program)
-        .args(args);
-    // SAFETY: runs in the forked child before exec and only calls dup2(2), which is
-    // async-signal-safe; the new fd 3 does not inherit O_CLOEXEC.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(rfd, 3) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn()?;
-    drop(read);
-    Ok((child, Gate(Some(write))))
-}
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 

@@ -52,17 +52,20 @@ fn fixture(name: &str) -> &'static gen::Fixture {
         .expect("fixture")
 }
 
-fn self_check(mode: AttachMode) {
+fn self_check(mode: AttachMode, before_exec: bool) {
     let (dir, m) = corpus();
     let mut totals = std::collections::BTreeMap::new();
-    for fx in &m.fixtures {
+    for fx in m.fixtures.iter().filter(|f| f.runnable) {
         let opts = RecorderOptions {
             mode,
             ..RecorderOptions::default()
         };
-        let run = check::impls::usdtkit::run(dir, fx, opts, Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("{}: {e}", fx.name));
-        for r in check::compare(fx, &run) {
+        let shapes = check::select::shapes(dir, fx).unwrap();
+        let sel = check::select::Selection::all(&shapes);
+        let run =
+            check::impls::usdtkit::run(dir, fx, &sel, opts, before_exec, Duration::from_secs(30))
+                .unwrap_or_else(|e| panic!("{}: {e}", fx.name));
+        for r in check::compare(fx, &run, Some(&sel)) {
             // Every argument usdtkit accepts reads the expected value; a refusal must be one
             // of the forms no uprobe can read, with its reason.
             match r.outcome {
@@ -105,14 +108,23 @@ fn usdtkit_ok<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> O
 #[test]
 fn quick_corpus_reads_right_through_uprobe_multi() {
     if let Some(_g) = privileged() {
-        self_check(AttachMode::Multi);
+        self_check(AttachMode::Multi, false);
     }
 }
 
 #[test]
 fn quick_corpus_reads_right_through_perf_events() {
     if let Some(_g) = privileged() {
-        self_check(AttachMode::PerfEvent);
+        self_check(AttachMode::PerfEvent, false);
+    }
+}
+
+/// Attached before each fixture's exec, as `trace -- COMMAND` does: every semaphore-guarded
+/// hit arrives, the lld fixtures' (semaphores on RELRO's page) included.
+#[test]
+fn quick_corpus_reads_right_when_attached_before_exec() {
+    if let Some(_g) = privileged() {
+        self_check(AttachMode::Multi, true);
     }
 }
 

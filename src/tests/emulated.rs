@@ -82,7 +82,11 @@ fn decoded_arguments_give_the_manifest_values_under_qemu() {
         cross.iter().map(|f| &f.name).collect::<Vec<_>>()
     );
     let imps: Vec<Box<dyn Implementation>> = vec![Box::new(UsdtkitQemu), Box::new(GdbQemu)];
-    let report = check::run_all(&dir, &m, &imps, Duration::from_secs(120), false);
+    let opts = check::CheckOptions {
+        limit: Duration::from_secs(120),
+        ..check::CheckOptions::default()
+    };
+    let report = check::run_all(&dir, &m, &imps, &opts);
     let ours = per_arch(&report, &m, "usdtkit-qemu");
     assert_eq!(
         ours.keys().map(String::as_str).collect::<BTreeSet<_>>(),
@@ -199,8 +203,10 @@ fn a_note_naming_the_wrong_register_reads_wrong_values() {
                 ..m.clone()
             },
             &[Box::new(UsdtkitQemu) as Box<dyn Implementation>],
-            Duration::from_secs(120),
-            false,
+            &check::CheckOptions {
+                limit: Duration::from_secs(120),
+                ..check::CheckOptions::default()
+            },
         );
         let count = |o: Outcome| report.rows.iter().filter(|r| r.result.outcome == o).count();
         assert!(

@@ -6,19 +6,23 @@
 //! probes for that pid, prints `READY` on a line of its own, then one JSON object per hit:
 //! `{"probe": "provider:name", "args": [{"int": N} | {"float": X} | {"error": "why"}, ...]}`
 //! with integers already interpreted per the note's size and sign. usdtkit releases the
-//! fixture, waits for it to exit, sends SIGINT, and reads the command's output to its end. A
-//! command that exits before `READY` refuses every probe of the fixture, with the last line
-//! it wrote to stderr as the reason. `COMMAND --version` prints its version.
+//! fixture, waits for it to exit, sends SIGINT, and reads the command's output to its end.
+//! Before `READY`, a line `REFUSED provider:name WORDS` refuses that probe alone (the
+//! others are attached). A command that exits before `READY` refuses every probe of the
+//! fixture, with the last line it wrote to stderr as the reason. `COMMAND --version` prints its version. When a command
+//! refuses a fixture as a whole, the harness runs it again on fewer probes until it has
+//! found which probes it refuses (see [`crate::check::isolate`]).
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use super::bpftrace::{as_value, probe_info};
+use super::bpftrace::as_value;
 use super::gdb::observed;
 use super::{version_of, Implementation};
 use crate::check::compare::{Observed, ObservedHit, Run};
 use crate::check::run::{Peer, Waiting};
+use crate::check::select::Selection;
 use crate::error::Result;
 use crate::gen::Fixture;
 
@@ -46,8 +50,8 @@ impl Implementation for External {
         version_of(&self.command, "--version")
     }
 
-    fn run(&self, dir: &Path, fx: &Fixture, limit: Duration) -> Result<Run> {
-        run_protocol(dir, fx, limit, false, |pid, probes| {
+    fn run(&self, dir: &Path, fx: &Fixture, sel: &Selection, limit: Duration) -> Result<Run> {
+        run_protocol(dir, fx, sel, limit, false, |pid, probes| {
             let mut c = Command::new(&self.command);
             c.args(["--pid", &pid.to_string(), "--probes", probes]);
             c
@@ -55,25 +59,40 @@ impl Implementation for External {
     }
 }
 
+/// The probes of `sel` as the protocol lists them.
+pub(crate) fn probes_json(sel: &Selection) -> String {
+    let probes: Vec<serde_json::Value> = sel
+        .probes
+        .iter()
+        .map(|w| {
+            let p = &w.probe;
+            serde_json::json!([p.object, p.provider, p.name, p.args.len()])
+        })
+        .collect();
+    serde_json::to_string(&probes).expect("json")
+}
+
 /// Run a command speaking the protocol on one fixture. With `raw_u64`, integers are the
 /// argument's raw 64 bits and are interpreted here per the note's signedness.
 pub(crate) fn run_protocol(
     dir: &Path,
     fx: &Fixture,
+    sel: &Selection,
     limit: Duration,
     raw_u64: bool,
     command: impl FnOnce(u32, &str) -> Command,
 ) -> Result<Run> {
-    let info = probe_info(dir, fx)?;
-    let probes: Vec<serde_json::Value> = info
-        .iter()
-        .map(|((p, n), (path, argc, _))| serde_json::json!([path, p, n, argc]))
-        .collect();
-    let probes = serde_json::to_string(&probes).expect("json");
+    let probes = probes_json(sel);
     let proc_ = Waiting::start(dir, fx)?;
     let mut peer = Peer::start(command(proc_.pid(), &probes))?;
     let mut run = Run::default();
-    if !peer.wait_for(limit, |l| l.trim() == "READY") {
+    let (ready, before) = peer.wait_collecting(limit, |l| l.trim() == "READY");
+    for l in before {
+        if let Some((key, why)) = l.strip_prefix("REFUSED ").and_then(|r| r.split_once(' ')) {
+            run.refused.insert(key.to_string(), why.trim().to_string());
+        }
+    }
+    if !ready {
         let err = peer.kill();
         let last = err
             .lines()
@@ -88,15 +107,17 @@ pub(crate) fn run_protocol(
     let (_, stdout) = proc_.release(limit, || {})?;
     run.stdout = stdout;
     std::thread::sleep(Duration::from_millis(200));
-    for line in peer.stop() {
+    let (lines, failed) = peer.stop_reporting();
+    run.failure = failed;
+    for line in lines {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
             continue;
         };
         let key = v["probe"].as_str().unwrap_or_default();
         let (p, n) = key.split_once(':').unwrap_or((key, ""));
-        let signs = info
-            .get(&(p.to_string(), n.to_string()))
-            .map(|i| i.2.clone())
+        let signs: Vec<bool> = sel
+            .get(p, n)
+            .map(|w| w.probe.args.iter().map(|a| a.signed).collect())
             .unwrap_or_default();
         let args = v["args"]
             .as_array()

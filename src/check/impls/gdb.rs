@@ -1,57 +1,63 @@
 //! gdb: a breakpoint on every `-probe-stap` location, arguments read as `$_probe_argN`
 //! through gdb's Python API (`fixtures/peers/gdb_usdt.py`). Not BPF: a reference that reads
-//! the target's registers and memory directly.
+//! the target's registers and memory directly. gdb starts the fixture itself; in another
+//! Debian root the fixture runs there too (with that root's C library).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use super::{version_of, Implementation};
+use super::{peer_column, version_in, Implementation};
 use crate::check::compare::{Observed, ObservedHit, Run};
-use crate::check::run::{output_within, probe_keys};
+use crate::check::env::Env;
+use crate::check::run::{output_within, Scratch};
+use crate::check::select::Selection;
 use crate::error::{Error, Result};
 use crate::gen::Fixture;
 
 pub(crate) const SCRIPT: &str = include_str!("../../../fixtures/peers/gdb_usdt.py");
 
-/// GNU gdb.
-#[derive(Debug, Clone, Copy)]
-pub struct Gdb;
+/// GNU gdb, on this machine or in another Debian root.
+#[derive(Debug, Clone)]
+pub struct Gdb {
+    /// Where it runs.
+    pub env: Env,
+}
 
 impl Implementation for Gdb {
     fn name(&self) -> String {
-        "gdb".into()
+        self.env.id("gdb")
     }
 
     fn detect(&self) -> std::result::Result<String, String> {
-        version_of("gdb", "--version")
+        self.env.check("/usr/bin/gdb")?;
+        version_in(&self.env, "gdb", "--version")
     }
 
-    fn run(&self, dir: &Path, fx: &Fixture, limit: Duration) -> Result<Run> {
-        let script = std::env::temp_dir().join(format!("usdtkit-gdb-{}.py", std::process::id()));
-        std::fs::write(&script, SCRIPT).map_err(|source| Error::Io {
-            path: script.clone(),
-            source,
-        })?;
-        let mut cmd = Command::new("gdb");
+    fn column(&self, version: std::result::Result<&str, &str>) -> String {
+        peer_column("gdb", &self.env, version)
+    }
+
+    fn run(&self, dir: &Path, fx: &Fixture, sel: &Selection, limit: Duration) -> Result<Run> {
+        let script = Scratch::new("gdb.py", SCRIPT.as_bytes())?;
+        let keys: Vec<String> = sel.probes.iter().map(|w| w.probe.key()).collect();
+        let mut cmd = self.env.with_bind(dir).command("gdb");
         cmd.args(["-batch", "-nx", "-x"])
-            .arg(&script)
+            .arg(&script.0)
             .arg("--args")
             .arg(dir.join(&fx.binary))
             .args(&fx.args)
             .env(
                 "USDTKIT_PROBES",
-                serde_json::to_string(&probe_keys(fx)).expect("json"),
+                serde_json::to_string(&keys).expect("json"),
             );
         let (_, stdout, stderr) = output_within(cmd, limit)?;
-        let _ = std::fs::remove_file(&script);
-        parse_run(fx, stdout, &stderr)
+        parse_run(&keys, stdout, &stderr)
     }
 }
 
-/// What the script printed: one hit per `USDTKIT-GDB` line; probes gdb said it could not
-/// find are refused as a whole.
-pub(crate) fn parse_run(fx: &Fixture, stdout: String, stderr: &str) -> Result<Run> {
+/// What the script printed: one hit per `USDTKIT-GDB` line; probes (of `keys`) gdb said it
+/// could not find are refused as a whole.
+pub(crate) fn parse_run(keys: &[String], stdout: String, stderr: &str) -> Result<Run> {
     let mut hits = Vec::new();
     for line in stdout.lines() {
         let Some(json) = line.strip_prefix("USDTKIT-GDB ") else {
@@ -78,12 +84,14 @@ pub(crate) fn parse_run(fx: &Fixture, stdout: String, stderr: &str) -> Result<Ru
         ..Run::default()
     };
     // gdb says "No probe matching" for probes it cannot see: refused as a whole.
-    for key in probe_keys(fx) {
+    for key in keys {
         let (p, n) = key.split_once(':').unwrap_or_default();
         let needle = format!("provider=`{p}', name=`{n}'");
         if stderr.contains(&needle) && !run.hits.iter().any(|h| h.provider == p && h.name == n) {
-            run.refused
-                .insert(key, "gdb: no probe matching (note not understood)".into());
+            run.refused.insert(
+                key.clone(),
+                "gdb: no probe matching (note not understood)".into(),
+            );
         }
     }
     Ok(run)

@@ -9,10 +9,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::usdtkit::observed;
-use super::Implementation;
+use super::{peer_column, Implementation};
 use crate::attach::{plan, spec};
 use crate::check::compare::Run;
+use crate::check::env::Env;
 use crate::check::run::Waiting;
+use crate::check::select::Selection;
 use crate::error::Result;
 use crate::gen::Fixture;
 use crate::probe::MappedFile;
@@ -32,7 +34,16 @@ impl Implementation for Libbpf {
         Ok(format!("{major}.{minor} (vendored by libbpf-sys)"))
     }
 
-    fn run(&self, dir: &Path, fx: &Fixture, limit: Duration) -> Result<Run> {
+    fn column(&self, version: std::result::Result<&str, &str>) -> String {
+        peer_column("libbpf", &Env::Host, version)
+    }
+
+    // Its refusals are read from libbpf's log, which is one per process.
+    fn exclusive(&self) -> Option<&'static str> {
+        Some("libbpf-log")
+    }
+
+    fn run(&self, dir: &Path, fx: &Fixture, sel: &Selection, limit: Duration) -> Result<Run> {
         let mut storage = MaybeUninit::uninit();
         let opts = RecorderOptions {
             libbpf: true,
@@ -43,13 +54,16 @@ impl Implementation for Libbpf {
         let pid = proc_.pid() as i32;
         let mut run = Run::default();
         let mut ours: Vec<Vec<u8>> = Vec::new();
-        for obj in std::iter::once(&fx.binary).chain(&fx.libraries) {
-            let path = dir.join(obj);
-            let a = rec.attach_libbpf(&path, pid)?;
+        for path in sel.objects() {
+            let a = rec.attach_libbpf(path, pid, |p, n| {
+                sel.probes
+                    .iter()
+                    .any(|w| w.probe.object == path && w.probe.provider == p && w.probe.name == n)
+            })?;
             for (key, why) in a.refused {
                 run.refused.insert(key, why);
             }
-            ours.extend(our_specs(&path, &a.attached)?);
+            ours.extend(our_specs(path, &a.attached)?);
         }
         let theirs = rec.spec_entries(ours.len() as u32 + 64);
         run.notes = compare_specs(&ours, &theirs);

@@ -8,6 +8,7 @@ use super::Implementation;
 use crate::attach::AttachMode;
 use crate::check::compare::{Observed, ObservedHit, Run};
 use crate::check::run::Waiting;
+use crate::check::select::Selection;
 use crate::error::Result;
 use crate::gen::Fixture;
 use crate::recorder::{ArgValue, Hit, Recorder, RecorderOptions};
@@ -17,12 +18,16 @@ use crate::recorder::{ArgValue, Hit, Recorder, RecorderOptions};
 pub struct Usdtkit {
     /// Recorder options (attach mode).
     pub opts: RecorderOptions,
+    /// Attach before the fixture runs anything (held right after its `exec`, as `usdtkit
+    /// trace -- COMMAND` does) instead of to a fixture already running.
+    pub before_exec: bool,
 }
 
 impl Implementation for Usdtkit {
     fn name(&self) -> String {
-        match self.opts.mode {
-            AttachMode::PerfEvent => "usdtkit-perf".into(),
+        match (self.opts.mode, self.before_exec) {
+            (AttachMode::PerfEvent, _) => "usdtkit-perf".into(),
+            (_, true) => "usdtkit-exec".into(),
             _ => "usdtkit".into(),
         }
     }
@@ -31,8 +36,8 @@ impl Implementation for Usdtkit {
         Ok(env!("CARGO_PKG_VERSION").to_string())
     }
 
-    fn run(&self, dir: &Path, fx: &Fixture, limit: Duration) -> Result<Run> {
-        run(dir, fx, self.opts, limit)
+    fn run(&self, dir: &Path, fx: &Fixture, sel: &Selection, limit: Duration) -> Result<Run> {
+        run(dir, fx, sel, self.opts, self.before_exec, limit)
     }
 }
 
@@ -54,16 +59,40 @@ pub(crate) fn observed(h: Hit) -> ObservedHit {
     }
 }
 
-/// Run one fixture under the recorder, attached to every probe of the executable and its
-/// libraries for the fixture's pid only.
-pub fn run(dir: &Path, fx: &Fixture, opts: RecorderOptions, limit: Duration) -> Result<Run> {
+/// Run one fixture under the recorder, attached to the selected probes of the executable
+/// and its libraries for the fixture's pid only: to the fixture waiting to fire its probes,
+/// or, `before_exec`, to the fixture held right after its `exec` (then semaphores the
+/// kernel raised in the wrong mapping are moved once it reaches its entry point).
+pub fn run(
+    dir: &Path,
+    fx: &Fixture,
+    sel: &Selection,
+    opts: RecorderOptions,
+    before_exec: bool,
+    limit: Duration,
+) -> Result<Run> {
     let mut storage = MaybeUninit::uninit();
     let mut rec = Recorder::load(&mut storage, opts)?;
-    let proc_ = Waiting::start(dir, fx)?;
+    let mut proc_ = if before_exec {
+        Waiting::start_held(dir, fx)?
+    } else {
+        Waiting::start(dir, fx)?
+    };
     let pid = proc_.pid() as i32;
-    for obj in std::iter::once(&fx.binary).chain(&fx.libraries) {
-        let path = dir.join(obj);
-        rec.attach(&path.to_string_lossy(), &[("*", "*")], pid, &[])?;
+    for path in sel.objects() {
+        let probes: Vec<(&str, &str)> = sel
+            .probes
+            .iter()
+            .filter(|w| w.probe.object == path)
+            .map(|w| (w.probe.provider.as_str(), w.probe.name.as_str()))
+            .collect();
+        rec.attach(&path.to_string_lossy(), &probes, pid, &[])?;
+    }
+    let mut notes = Vec::new();
+    if let Some(held) = proc_.held() {
+        for n in rec.settle(held)? {
+            notes.push(n);
+        }
     }
     let mut hits = Vec::new();
     let mut poll_err = None;
@@ -84,6 +113,7 @@ pub fn run(dir: &Path, fx: &Fixture, opts: RecorderOptions, limit: Duration) -> 
     Ok(Run {
         hits: hits.into_iter().map(observed).collect(),
         stdout,
+        notes,
         ..Run::default()
     })
 }

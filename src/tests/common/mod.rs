@@ -114,3 +114,17 @@ pub fn our_notes(usdt: &usdtkit::UsdtFile<'_>) -> Vec<ReadelfNote> {
 pub fn is_root() -> bool {
     usdtkit::sys::process::is_root()
 }
+
+/// Build the quick corpus with `seed` in a temporary directory named after `name` (the
+/// directory path is absolute).
+pub fn quick_corpus(name: &str, seed: u64) -> (std::path::PathBuf, usdtkit::gen::Manifest) {
+    let out = std::env::temp_dir().join(format!("usdtkit-{name}-{}", std::process::id()));
+    let opts = usdtkit::gen::GenOptions {
+        seed,
+        profile: usdtkit::gen::Profile::Quick,
+        out: out.clone(),
+        progress: false,
+    };
+    let m = usdtkit::gen::generate(&opts).expect("quick corpus builds");
+    (out, m)
+}

@@ -28,7 +28,8 @@ use serde_json::{json, Value};
 use super::{version_of, Implementation};
 use crate::arg::ArgSpec;
 use crate::check::compare::{ObservedHit, Run};
-use crate::check::run::{output_within, probe_keys, Peer};
+use crate::check::run::{output_within, Peer, Scratch};
+use crate::check::select::{Granularity, Selection};
 use crate::elf::ByteOrder;
 use crate::error::{Error, Result};
 use crate::gen::Fixture;
@@ -72,7 +73,13 @@ impl Implementation for UsdtkitQemu {
         fx.emulator.is_some()
     }
 
-    fn run(&self, dir: &Path, fx: &Fixture, limit: Duration) -> Result<Run> {
+    // Reads every probe of the fixture in one emulated run; a whole refusal here is the
+    // emulator's or gdb's limit, not a probe's.
+    fn granularity(&self) -> Granularity {
+        Granularity::Fixture
+    }
+
+    fn run(&self, dir: &Path, fx: &Fixture, _sel: &Selection, limit: Duration) -> Result<Run> {
         // Without gdb for the architecture, the script speaks the remote protocol itself:
         // for a static non-PIE executable of an architecture whose stub layout is known.
         let raw = match gdb_lacks(fx) {
@@ -214,11 +221,16 @@ impl Implementation for GdbQemu {
         fx.emulator.is_some()
     }
 
-    fn run(&self, dir: &Path, fx: &Fixture, limit: Duration) -> Result<Run> {
+    fn granularity(&self) -> Granularity {
+        Granularity::Fixture
+    }
+
+    fn run(&self, dir: &Path, fx: &Fixture, sel: &Selection, limit: Duration) -> Result<Run> {
         if let Some(run) = gdb_lacks(fx) {
             return Ok(run);
         }
-        let probes = serde_json::to_string(&probe_keys(fx)).expect("json");
+        let keys: Vec<String> = sel.probes.iter().map(|w| w.probe.key()).collect();
+        let probes = serde_json::to_string(&keys).expect("json");
         let session = debug_emulated(
             dir,
             fx,
@@ -230,7 +242,7 @@ impl Implementation for GdbQemu {
             ],
             false,
         )?;
-        let mut run = super::gdb::parse_run(fx, session.gdb_stdout, &session.gdb_stderr)?;
+        let mut run = super::gdb::parse_run(&keys, session.gdb_stdout, &session.gdb_stderr)?;
         run.stdout = session.program_stdout;
         Ok(run)
     }
@@ -349,32 +361,6 @@ fn debug_emulated(
         gdb_stderr,
         program_stdout,
     })
-}
-
-/// A temporary file, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str, data: &[u8]) -> Result<Scratch> {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "usdtkit-qemu-{}-{}-{name}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::write(&path, data).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(Scratch(path))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// `qemu-aarch64 version 7.2.x` and `GNU gdb (...) 13.1` shortened for the report.

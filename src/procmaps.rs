@@ -1,0 +1,122 @@
+//! `/proc/PID/maps`, read once for everything that needs a process's mappings: resolving a
+//! library name through a process, load biases, the semaphore fix-up.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// One mapping of a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    /// First address.
+    pub start: u64,
+    /// One past the last address.
+    pub end: u64,
+    /// Readable.
+    pub read: bool,
+    /// Writable.
+    pub write: bool,
+    /// Executable.
+    pub exec: bool,
+    /// Offset in the file of `start`.
+    pub offset: u64,
+    /// Inode of the file (0 for anonymous mappings).
+    pub inode: u64,
+    /// The path as the process sees it (`[heap]`, `/memfd:x (deleted)`, empty...).
+    pub path: String,
+}
+
+impl Mapping {
+    /// Whether the mapping contains `addr`.
+    pub fn contains(&self, addr: u64) -> bool {
+        addr >= self.start && addr < self.end
+    }
+}
+
+/// Parse one line of a maps file.
+pub fn parse_line(line: &str) -> Option<Mapping> {
+    let mut f = line.splitn(6, ' ');
+    let (range, perms, offset, _dev, inode) =
+        (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+    let path = f.next().unwrap_or("").trim_start().to_string();
+    let (s, e) = range.split_once('-')?;
+    let p = perms.as_bytes();
+    Some(Mapping {
+        start: u64::from_str_radix(s, 16).ok()?,
+        end: u64::from_str_radix(e, 16).ok()?,
+        read: p.first() == Some(&b'r'),
+        write: p.get(1) == Some(&b'w'),
+        exec: p.get(2) == Some(&b'x'),
+        offset: u64::from_str_radix(offset, 16).ok()?,
+        inode: inode.parse().ok()?,
+        path,
+    })
+}
+
+/// Every mapping of process `pid`.
+pub fn read(pid: u32) -> io::Result<Vec<Mapping>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+    Ok(text.lines().filter_map(parse_line).collect())
+}
+
+/// The mappings of `pid` that map `file` (the same inode on the same device, so a path
+/// seen through `/proc/PID/root` or a bind mount matches too).
+pub fn of_file(pid: u32, file: &Path) -> io::Result<Vec<Mapping>> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(file)?;
+    let maps = read(pid)?;
+    Ok(maps
+        .into_iter()
+        .filter(|m| {
+            m.inode == meta.ino()
+                && m.path.starts_with('/')
+                && std::fs::metadata(
+                    Path::new(&format!("/proc/{pid}/root")).join(m.path.trim_start_matches('/')),
+                )
+                .is_ok_and(|x| x.ino() == meta.ino() && x.dev() == meta.dev())
+        })
+        .collect())
+}
+
+/// The load bias of `file` in `pid`: where its mapping of file offset `offset` starts, less
+/// the link-time address `vaddr` of that offset (`vaddr` and `offset` of one PT_LOAD).
+/// `None` when the process does not map that part of the file.
+pub fn load_bias(maps: &[Mapping], vaddr: u64, offset: u64) -> Option<u64> {
+    let page = offset & !0xfff;
+    maps.iter()
+        .find(|m| m.offset == page)
+        .map(|m| m.start.wrapping_sub(vaddr & !0xfff))
+}
+
+/// `path` seen from inside process `pid` (its root may differ from ours).
+pub fn through(pid: u32, path: &str) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/root{path}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines() {
+        let m = parse_line(
+            "7f1c2a400000-7f1c2a428000 r--p 00028000 fe:01 1843245                    /usr/lib/x86_64-linux-gnu/libc.so.6",
+        )
+        .unwrap();
+        assert_eq!(
+            (m.start, m.end, m.offset, m.inode),
+            (0x7f1c2a400000, 0x7f1c2a428000, 0x28000, 1843245)
+        );
+        assert!(m.read && !m.write && !m.exec);
+        assert_eq!(m.path, "/usr/lib/x86_64-linux-gnu/libc.so.6");
+        let anon = parse_line("7ffd1000-7ffd2000 rw-p 00000000 00:00 0").unwrap();
+        assert!(anon.write && anon.path.is_empty());
+        let memfd = parse_line("7f00-7f10 r-xp 00001000 00:01 99 /memfd:lib (deleted)").unwrap();
+        assert_eq!(memfd.path, "/memfd:lib (deleted)");
+        assert!(parse_line("garbage").is_none());
+        let maps = vec![m];
+        assert_eq!(
+            load_bias(&maps, 0x28000 + 0x100, 0x28100),
+            Some(0x7f1c2a400000 - 0x28000)
+        );
+    }
+}
