@@ -45,7 +45,7 @@ impl Default for CheckOptions {
             progress: false,
             fixtures: None,
             probes: None,
-            jobs: 3,
+            jobs: 4,
         }
     }
 }

@@ -79,7 +79,7 @@ enum Command {
         #[arg(long = "probe", value_delimiter = ',')]
         probes: Vec<String>,
         /// Fixtures checked at once (each by one implementation at a time).
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
         /// Where to write the reports (default: CORPUS/report).
         #[arg(long)]

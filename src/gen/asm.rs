@@ -291,17 +291,23 @@ fn probes(rng: &mut Rng, data: &Data) -> Vec<(&'static str, Site)> {
             form: 5,
         },
     ));
-    // The site the current libbpf/usdt usdt.h writes on x86-64: `nop; nop10`.
+    // The site the current libbpf/usdt usdt.h writes on x86-64: `nop; nop10`, with operands
+    // every reader takes, so that what a peer does is about the site alone.
     let n10 = rng.next_u64();
+    let d10 = rng.next_u64() as u32;
     v.push((
         "nop10_site",
         Site {
-            setup: vec![format!("movabs ${n10:#x}, %rsi"), "mov $1, %ecx".into()],
-            args: "8@%rsi 8@usdtkit_counter(%rip) -4@%ecx".into(),
+            setup: vec![
+                format!("movabs ${n10:#x}, %rsi"),
+                format!("mov ${d10:#x}, %ecx"),
+                "mov %rsi, 8(%rsp)".into(),
+            ],
+            args: "8@%rsi -4@%ecx 8@8(%rsp)".into(),
             expected: vec![
                 int(u(n10), 8, false, CType::U64),
-                int(u(data.counter[0]), 8, false, CType::U64),
-                int(1, 4, true, CType::I32),
+                int(d10.into(), 4, true, CType::I32),
+                int(u(n10), 8, false, CType::U64),
             ],
             sem: None,
             form: 10,

@@ -256,7 +256,7 @@ impl Implementation for Bpftrace {
         }
         let (_, stdout) = proc_.release(limit, || {})?;
         run.stdout = stdout;
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(50));
         let (out, exited) = tracer.stop_reporting();
         if let Some(why) = exited {
             run.failure = Some(format!("bpftrace stopped during the run: {why}"));

@@ -387,14 +387,16 @@ impl Implementation for Perf {
             std::thread::sleep(Duration::from_millis(20));
         }
         if !acked.contains("ack") {
-            let err = recorder.kill();
-            run.refused.insert(
-                "*".into(),
-                format!(
-                    "perf record did not start: {}",
-                    err.lines().last().unwrap_or("no acknowledgement").trim()
-                ),
-            );
+            let (err, _) = recorder.kill_reporting();
+            let last = err
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("no acknowledgement on its control FIFO")
+                .to_string();
+            run.refused
+                .insert("*".into(), format!("perf record did not start: {last}"));
             return Ok(run);
         }
         let (_, stdout) = proc_.release(limit, || {})?;
