@@ -59,22 +59,76 @@ pub fn read(pid: u32) -> io::Result<Vec<Mapping>> {
 }
 
 /// The mappings of `pid` that map `file` (the same inode on the same device, so a path
-/// seen through `/proc/PID/root` or a bind mount matches too).
+/// seen through `/proc/PID/root`, a bind mount or `/proc/PID/map_files` matches too).
 pub fn of_file(pid: u32, file: &Path) -> io::Result<Vec<Mapping>> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(file)?;
     let maps = read(pid)?;
+    let same = |p: PathBuf| {
+        std::fs::metadata(p).is_ok_and(|x| x.ino() == meta.ino() && x.dev() == meta.dev())
+    };
     Ok(maps
         .into_iter()
         .filter(|m| {
             m.inode == meta.ino()
-                && m.path.starts_with('/')
-                && std::fs::metadata(
-                    Path::new(&format!("/proc/{pid}/root")).join(m.path.trim_start_matches('/')),
-                )
-                .is_ok_and(|x| x.ino() == meta.ino() && x.dev() == meta.dev())
+                && ((m.path.starts_with('/') && same(through(pid, &m.path)))
+                    || same(map_file(pid, m)))
         })
         .collect())
+}
+
+/// A file mapped by a process, once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    /// The path as the process sees it, without ` (deleted)`.
+    pub path: String,
+    /// A path this process can open it by: the path itself when the process shares our
+    /// mount namespace and root, `/proc/PID/root/PATH` when it does not, or `/proc/PID/map_files/START-END` when it has no path there (a memfd, a
+    /// file deleted or replaced since it was mapped).
+    pub open_path: PathBuf,
+    /// Whether `open_path` goes through `map_files` (the path names no file anymore).
+    pub unlinked: bool,
+    /// Inode.
+    pub inode: u64,
+}
+
+fn map_file(pid: u32, m: &Mapping) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end))
+}
+
+/// Every file process `pid` maps, in the order of their first mappings.
+pub fn objects(pid: u32) -> io::Result<Vec<Object>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out: Vec<Object> = Vec::new();
+    let shared = same_root(pid);
+    for m in read(pid)? {
+        if m.inode == 0 || !m.path.starts_with('/') {
+            continue;
+        }
+        if out
+            .iter()
+            .any(|o| o.inode == m.inode && m.path.starts_with(&o.path))
+        {
+            continue;
+        }
+        let (path, deleted) = match m.path.strip_suffix(" (deleted)") {
+            Some(p) => (p.to_string(), true),
+            None => (m.path.clone(), false),
+        };
+        let rooted = if shared {
+            PathBuf::from(&path)
+        } else {
+            through(pid, &path)
+        };
+        let reachable = !deleted && std::fs::metadata(&rooted).is_ok_and(|x| x.ino() == m.inode);
+        out.push(Object {
+            open_path: if reachable { rooted } else { map_file(pid, &m) },
+            unlinked: !reachable,
+            path,
+            inode: m.inode,
+        });
+    }
+    Ok(out)
 }
 
 /// The load bias of `file` in `pid`: where its mapping of file offset `offset` starts, less
@@ -85,6 +139,16 @@ pub fn load_bias(maps: &[Mapping], vaddr: u64, offset: u64) -> Option<u64> {
     maps.iter()
         .find(|m| m.offset == page)
         .map(|m| m.start.wrapping_sub(vaddr & !0xfff))
+}
+
+/// Whether process `pid` sees the files we see under the same paths: same mount namespace,
+/// same root directory.
+pub fn same_root(pid: u32) -> bool {
+    let link = |p: String| std::fs::read_link(p).ok();
+    let mine = link("/proc/self/ns/mnt".into());
+    mine.is_some()
+        && mine == link(format!("/proc/{pid}/ns/mnt"))
+        && link(format!("/proc/{pid}/root")) == link("/proc/self/root".into())
 }
 
 /// `path` seen from inside process `pid` (its root may differ from ours).
@@ -113,6 +177,15 @@ mod tests {
         let memfd = parse_line("7f00-7f10 r-xp 00001000 00:01 99 /memfd:lib (deleted)").unwrap();
         assert_eq!(memfd.path, "/memfd:lib (deleted)");
         assert!(parse_line("garbage").is_none());
+        let me = std::process::id();
+        let objs = objects(me).unwrap();
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let o = objs
+            .iter()
+            .find(|o| Path::new(&o.path) == exe)
+            .expect("the test binary maps itself");
+        assert!(!o.unlinked && o.open_path.exists());
+        assert!(!of_file(me, &o.open_path).unwrap().is_empty());
         let maps = vec![m];
         assert_eq!(
             load_bias(&maps, 0x28000 + 0x100, 0x28100),

@@ -76,18 +76,28 @@ impl ProbeSelector {
 }
 
 /// `*` matches any run of characters; everything else matches itself.
+///
+/// Linear in the pattern and the text: the pieces between stars are found left to right,
+/// each at its first place after the previous one (with `*` the only wildcard, the first
+/// place is always as good as any later one), the first piece anchored at the start and
+/// the last at the end.
 pub fn glob(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == text,
-        Some((head, tail)) => {
-            let Some(rest) = text.strip_prefix(head) else {
-                return false;
-            };
-            (0..=rest.len())
-                .filter(|&i| rest.is_char_boundary(i))
-                .any(|i| glob(tail, &rest[i..]))
+    let mut pieces = pattern.split('*');
+    let first = pieces.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let mut middle: Vec<&str> = pieces.collect();
+    let Some(last) = middle.pop() else {
+        return rest.is_empty(); // no star at all
+    };
+    for piece in middle {
+        match memchr::memmem::find(rest.as_bytes(), piece.as_bytes()) {
+            Some(i) => rest = &rest[i + piece.len()..],
+            None => return false,
         }
     }
+    rest.ends_with(last)
 }
 
 /// One attached site.
@@ -324,6 +334,14 @@ impl<'p> UsdtAttacher<'p> {
                 .iter()
                 .map(|s| format!("{}:{}", s.provider, s.name))
                 .collect();
+            let total = usdt.probes().count();
+            if total == 0 {
+                return Err(err(
+                    None,
+                    None,
+                    "the file has no USDT probes (no .note.stapsdt notes)".into(),
+                ));
+            }
             let have: Vec<String> = usdt
                 .probes()
                 .take(8)
@@ -333,14 +351,9 @@ impl<'p> UsdtAttacher<'p> {
                 Some(wanted.join(", ")),
                 None,
                 format!(
-                    "no such probe (the file has {} probes: {}{})",
-                    usdt.probes().count(),
+                    "no such probe (the file has {total} probes: {}{})",
                     have.join(", "),
-                    if usdt.probes().count() > 8 {
-                        ", ..."
-                    } else {
-                        ""
-                    }
+                    if total > 8 { ", ..." } else { "" }
                 ),
             ));
         }
@@ -451,5 +464,37 @@ mod tests {
         assert!(glob("a*b*c", "aXXbYYc"));
         assert!(!glob("a*b", "ac"));
         assert!(!glob("python", "python3"));
+        assert!(!glob("ab*ba", "aba"));
+        assert!(glob("a*a", "aa"));
+        assert!(!glob("a*a", "a"));
+        assert!(glob("**", ""));
+        assert!(glob("*é*", "café"));
+    }
+
+    /// The plain backtracking definition.
+    fn reference(p: &[u8], t: &[u8]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some((b'*', rest)) => (0..=t.len()).any(|i| reference(rest, &t[i..])),
+            Some((c, rest)) => t.first() == Some(c) && reference(rest, &t[1..]),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn glob_matches_reference(p in "[ab*]{0,8}", t in "[ab]{0,10}") {
+            proptest::prop_assert_eq!(glob(&p, &t), reference(p.as_bytes(), t.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn many_stars_answer_at_once() {
+        let pattern = "*a".repeat(64) + "*b";
+        let text = "a".repeat(10_000);
+        let t = std::time::Instant::now();
+        assert!(!glob(&pattern, &text));
+        assert!(glob(&pattern, &(text + "b")));
+        // Exponential matching would take longer than the age of the universe here.
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
     }
 }

@@ -1,7 +1,7 @@
 //! Where a binary named without a `/` is: like the dynamic loader for libraries (and
 //! through `/proc/PID/maps` when a pid is given), like the shell for executables.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Library directories searched after `LD_LIBRARY_PATH` and `/etc/ld.so.conf.d`.
 const LIB_DIRS: &[&str] = &[
@@ -47,31 +47,22 @@ fn ld_conf_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-/// Resolve `name` for attaching. A name with a `/` is used as it is. With a pid, the first
-/// file mapped by that process whose name is `name` or `name.*` wins (`libc.so` finds
-/// `libc.so.6`). Otherwise a name containing `.so` is searched like the dynamic loader would,
-/// and any other name in `PATH`.
+/// Resolve `name` for attaching.
+///
+/// With a pid, the process decides: a path it maps (as it sees it, inside its own mount
+/// namespace) or the first file it maps whose name is `name` or `name.*` (`libc.so` finds
+/// `libc.so.6`; `memfd:NAME` finds a memfd) is opened through `/proc/PID/root` or, when it
+/// has no path anymore, `/proc/PID/map_files`. A path the process does not map is taken
+/// from its root if it exists there, as given otherwise.
+///
+/// Without a pid, a name with a `/` is used as it is; a name containing `.so` is searched
+/// like the dynamic loader would, and any other name in `PATH`.
 pub fn resolve(name: &str, pid: Option<u32>) -> Result<PathBuf, String> {
+    if let Some(pid) = pid {
+        return through_process(name, pid);
+    }
     if name.contains('/') {
         return Ok(PathBuf::from(name));
-    }
-    if let Some(pid) = pid {
-        let maps = format!("/proc/{pid}/maps");
-        let text = std::fs::read_to_string(&maps).map_err(|e| format!("{maps}: {e}"))?;
-        for line in text.lines() {
-            let Some(path) = line.split_whitespace().nth(5) else {
-                continue;
-            };
-            let file = Path::new(path)
-                .file_name()
-                .and_then(|f| f.to_str())
-                .unwrap_or("");
-            if path.starts_with('/') && matches_lib(file, name) {
-                // Through the process's root, so containers resolve too.
-                return Ok(PathBuf::from(format!("/proc/{pid}/root{path}")));
-            }
-        }
-        return Err(format!("no file named {name} is mapped by process {pid}"));
     }
     let var_dirs = |var: &str| -> Vec<PathBuf> {
         std::env::var(var)
@@ -109,10 +100,88 @@ pub fn resolve(name: &str, pid: Option<u32>) -> Result<PathBuf, String> {
             return Ok(p);
         }
     }
+    let mut near: Vec<PathBuf> = Vec::new();
+    for dir in &dirs {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        near.extend(
+            rd.flatten()
+                .filter(|e| {
+                    e.file_name().to_str().is_some_and(|f| {
+                        f.starts_with(stem(name)) && (!name.contains(".so") || f.contains(".so"))
+                    })
+                })
+                .map(|e| e.path()),
+        );
+    }
+    near.sort();
+    near.dedup();
+    let near: Vec<String> = near
+        .iter()
+        .take(3)
+        .map(|p| p.display().to_string())
+        .collect();
+    let near: Vec<&str> = near.iter().map(String::as_str).collect();
     Err(format!(
-        "{name} not found in {} directories searched",
-        dirs.len()
+        "{name} not found in {} directories searched{}",
+        dirs.len(),
+        hint(&near)
     ))
+}
+
+fn through_process(name: &str, pid: u32) -> Result<PathBuf, String> {
+    let objects = crate::procmaps::objects(pid)
+        .map_err(|e| format!("reading the mappings of process {pid}: {e}"))?;
+    if name.starts_with('/') {
+        if let Some(o) = objects.iter().find(|o| o.path == name) {
+            return Ok(o.open_path.clone());
+        }
+        let rooted = crate::procmaps::through(pid, name);
+        return Ok(if !crate::procmaps::same_root(pid) && rooted.exists() {
+            rooted
+        } else {
+            PathBuf::from(name)
+        });
+    }
+    if name.contains('/') {
+        return Ok(PathBuf::from(name));
+    }
+    let found = objects.iter().find(|o| {
+        let file = o.path.rsplit('/').next().unwrap_or("");
+        matches_lib(file, name)
+    });
+    match found {
+        Some(o) => Ok(o.open_path.clone()),
+        None => {
+            let near: Vec<&str> = objects
+                .iter()
+                .map(|o| o.path.as_str())
+                .filter(|p| {
+                    let file = p.rsplit('/').next().unwrap_or("");
+                    file.starts_with(stem(name))
+                })
+                .take(3)
+                .collect();
+            Err(format!(
+                "no file named {name} is mapped by process {pid}{}",
+                hint(&near)
+            ))
+        }
+    }
+}
+
+/// `libruby` of `libruby.so`, `python3` of `python3`.
+fn stem(name: &str) -> &str {
+    name.split(".so").next().unwrap_or(name)
+}
+
+fn hint(near: &[&str]) -> String {
+    match near {
+        [] => String::new(),
+        [one] => format!(" (did you mean {one}?)"),
+        more => format!(" (did you mean one of {}?)", more.join(", ")),
+    }
 }
 
 #[cfg(test)]
@@ -141,12 +210,19 @@ mod tests {
     fn through_a_process_maps() {
         let me = std::process::id();
         let p = resolve("libc.so", Some(me)).unwrap();
-        assert!(
-            p.starts_with(format!("/proc/{me}/root/")),
-            "{}",
-            p.display()
-        );
+        assert!(p.to_str().unwrap().contains("libc.so"), "{}", p.display());
         assert!(p.exists());
         assert!(resolve("libnotmapped.so", Some(me)).is_err());
+        // Sharing our mount namespace and root, the process's paths are ours.
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        assert_eq!(resolve(exe.to_str().unwrap(), Some(me)).unwrap(), exe);
+    }
+
+    #[test]
+    fn near_names_are_suggested() {
+        let e = resolve("libc-nosuch.so", None).unwrap_err();
+        assert!(e.contains("not found"), "{e}");
+        let e = resolve("libc.so.99", None).unwrap_err();
+        assert!(e.contains("did you mean") && e.contains("libc"), "{e}");
     }
 }

@@ -105,6 +105,9 @@ pub struct Run {
     /// The peer stopped during the run (crashed, or exited on its own) with these words:
     /// the hits it did not report are adapter errors with them, not misses.
     pub failure: Option<String>,
+    /// Hits the implementation counted as not delivered (usdtkit's recorder: its ring
+    /// buffer was full): hits not observed are missed for that reason.
+    pub lost: u64,
 }
 
 /// Run-time values a fixture printed: (hit, arg) to value.
@@ -228,6 +231,13 @@ pub fn compare(fx: &Fixture, run: &Run, sel: Option<&Selection>) -> Vec<ArgResul
                 let (outcome, detail) = match (refusal, &run.failure) {
                     (Some(why), _) => (Outcome::Refused, why.clone()),
                     (None, Some(why)) => (Outcome::Error, why.clone()),
+                    (None, None) if run.lost > 0 => (
+                        Outcome::Missed,
+                        format!(
+                            "lost: ring buffer full ({} hits lost in this run)",
+                            run.lost
+                        ),
+                    ),
                     (None, None) => (Outcome::Missed, "hit not observed".to_string()),
                 };
                 for a in (0..n).filter(|&a| reads(h, a)) {
@@ -356,6 +366,25 @@ mod tests {
         );
         let t = tally(&r);
         assert_eq!(t[&Outcome::Pass], 3);
+    }
+
+    #[test]
+    fn hits_the_recorder_counted_lost_are_missed_for_that_reason() {
+        let fx = fixture(vec![("a", vec![int(1)]), ("a", vec![int(2)])]);
+        let run = Run {
+            hits: vec![obs("a", vec![Observed::Int(1)])],
+            lost: 1,
+            ..Run::default()
+        };
+        let r = compare(&fx, &run, None);
+        assert_eq!(r[1].outcome, Outcome::Missed);
+        assert!(
+            r[1].detail.starts_with("lost: ring buffer full"),
+            "{}",
+            r[1].detail
+        );
+        let run = Run { lost: 0, ..run };
+        assert_eq!(compare(&fx, &run, None)[1].detail, "hit not observed");
     }
 
     #[test]

@@ -30,13 +30,71 @@ struct SiteOut<'a> {
     args: &'a [Arg<'a>],
 }
 
-/// List the probes of `paths`; returns false when anything could not be read or decoded.
-pub(super) fn run(paths: &[PathBuf], json: bool) -> bool {
+/// The files to list for `--pid`: the ones named (resolved through the process), or every
+/// file it maps. Each with the name to show and the path to open.
+fn of_process(pid: u32, paths: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf)>, String> {
+    if !paths.is_empty() {
+        return paths
+            .iter()
+            .map(|p| {
+                let name = p.to_string_lossy();
+                usdtkit::attach::resolve::resolve(&name, Some(pid)).map(|o| (p.clone(), o))
+            })
+            .collect();
+    }
+    let objects = usdtkit::procmaps::objects(pid)
+        .map_err(|e| format!("process {pid}: reading its mappings: {e}"))?;
+    Ok(objects
+        .into_iter()
+        .map(|o| {
+            let shown = if o.unlinked {
+                format!("{} (via {})", o.path, o.open_path.display())
+            } else {
+                o.path
+            };
+            (PathBuf::from(shown), o.open_path)
+        })
+        .collect())
+}
+
+/// The files process `pid` maps that have USDT probes: the path it sees, the path to open.
+pub(super) fn probed_objects(pid: u32) -> Result<Vec<(String, PathBuf)>, String> {
+    let objects = usdtkit::procmaps::objects(pid)
+        .map_err(|e| format!("process {pid}: reading its mappings: {e}"))?;
+    Ok(objects
+        .into_iter()
+        .filter(|o| {
+            MappedFile::open(&o.open_path)
+                .ok()
+                .and_then(|m| m.usdt().ok().map(|u| u.probes().next().is_some()))
+                .unwrap_or(false)
+        })
+        .map(|o| (o.path, o.open_path))
+        .collect())
+}
+
+/// List the probes of `paths` (or of the files process `pid` maps); returns false when
+/// anything could not be read or decoded.
+pub(super) fn run(paths: &[PathBuf], pid: Option<u32>, json: bool) -> bool {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let mut ok = true;
-    for path in paths {
-        let mapped = match MappedFile::open(path) {
+    let files: Vec<(PathBuf, PathBuf)> = match pid {
+        None => paths.iter().map(|p| (p.clone(), p.clone())).collect(),
+        Some(pid) => match of_process(pid, paths) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("usdtkit: {e}");
+                return false;
+            }
+        },
+    };
+    // With --pid and no paths, files without probes are left out: a process maps many.
+    let only_probed = pid.is_some() && paths.is_empty();
+    let mut listed = 0;
+    for (path, open) in &files {
+        let path = path.as_path();
+        let mapped = match MappedFile::open(open) {
             Ok(m) => m,
             Err(e) => {
                 ok = false;
@@ -46,12 +104,21 @@ pub(super) fn run(paths: &[PathBuf], json: bool) -> bool {
         };
         let usdt = match mapped.usdt() {
             Ok(u) => u,
+            Err(e) if only_probed => {
+                // Not an ELF file (a locale archive, a font): nothing to list.
+                let _ = e;
+                continue;
+            }
             Err(e) => {
                 ok = false;
                 report_unreadable(&mut out, path, &e, json);
                 continue;
             }
         };
+        if only_probed && usdt.probes().next().is_none() && usdt.errors().is_empty() {
+            continue;
+        }
+        listed += 1;
         ok &= report_problems(path, &usdt);
         let written = if json {
             write_json(&mut out, path, &usdt)
@@ -61,6 +128,13 @@ pub(super) fn run(paths: &[PathBuf], json: bool) -> bool {
         if written.is_err() {
             return false;
         }
+    }
+    if only_probed && listed == 0 {
+        eprintln!(
+            "usdtkit: process {}: none of the {} files it maps has USDT probes",
+            pid.unwrap_or(0),
+            files.len()
+        );
     }
     ok
 }

@@ -6,6 +6,7 @@ mod check;
 mod gen;
 mod list;
 mod trace;
+mod trace_out;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,8 +31,11 @@ enum Command {
         /// Print one JSON object per file instead of a table.
         #[arg(long)]
         json: bool,
+        /// Every file this process maps that has probes (with PATHS: only those).
+        #[arg(long)]
+        pid: Option<u32>,
         /// ELF executables or shared libraries.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "pid")]
         paths: Vec<PathBuf>,
     },
     /// Generate and build the fixture corpus (C, C++ and assembly programs whose probe
@@ -91,21 +95,50 @@ enum Command {
         #[arg(long, short)]
         verbose: bool,
     },
-    /// Trace probes: attach the recorder and print every hit. TARGET is
-    /// PATH[:PROVIDER[:NAME]] with `*` wildcards; PATH may be a library name (libc.so).
+    /// Trace probes: attach the recorder and print every hit (or count them). TARGET is
+    /// PATH[:PROVIDER[:NAME]] with `*` wildcards; PATH may be a library name (libc.so), and
+    /// with --pid a path as that process sees it, `memfd:NAME`, or `*` (every file it maps
+    /// that has probes). Hits that could not be delivered are counted and reported, never
+    /// dropped silently.
+    ///
+    /// SIGINT, SIGTERM and SIGHUP end tracing: buffered hits are delivered, the summary is
+    /// printed, and a command started here is stopped too (the signal is passed on; SIGKILL
+    /// after 5 s). Exit status: the command's (128+N when signal N ended it); without a
+    /// command 0 when tracing ends (signal, process exit, closed output); 1 on errors (the
+    /// command is then killed before it runs); 2 on usage errors.
     Trace {
-        /// What to trace.
-        target: String,
-        /// Only this process (default: every process, or the command's).
+        /// What to trace (several targets: one recorder for all).
+        #[arg(required = true)]
+        targets: Vec<String>,
+        /// Only this process; tracing ends when it exits (default: every process, or the
+        /// command's).
         #[arg(long)]
         pid: Option<i32>,
-        /// Argument indexes to read as C strings, comma-separated.
-        #[arg(long = "str", value_delimiter = ',')]
-        strings: Vec<usize>,
-        /// One JSON object per hit.
+        /// Arguments to read as C strings: `N[,N...]` for every probe, or
+        /// `[PROVIDER:]NAME=N[,N...]` for some (repeatable).
+        #[arg(long = "str", value_name = "SPEC")]
+        strings: Vec<String>,
+        /// Bytes kept of each string, with its NUL (1 to 4096; longer ones are marked cut).
+        #[arg(long, value_name = "BYTES")]
+        str_len: Option<u32>,
+        /// Ring buffer size: a power of two, e.g. 64M (default 16M).
+        #[arg(long, value_name = "SIZE", value_parser = trace::parse_size)]
+        buffer_size: Option<u32>,
+        /// One JSON object per hit, and a closing {"summary": ...} object.
         #[arg(long)]
         json: bool,
-        /// A command to run and trace (attached before it runs; exits with its status).
+        /// Write hits to FILE instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Count hits per probe and process in BPF (nothing is lost at any rate) and print
+        /// the counts at the end.
+        #[arg(long)]
+        count: bool,
+        /// With --count: also print the counts every SECONDS.
+        #[arg(long, value_name = "SECONDS", requires = "count")]
+        interval: Option<f64>,
+        /// A command to run and trace (attached before it runs; exits with its status, 128+N
+        /// when a signal N ended it).
         #[arg(last = true)]
         command: Vec<String>,
     },
@@ -116,9 +149,9 @@ enum Command {
     },
     /// Decode argument strings without a file; prints one JSON object per argument.
     Decode {
-        /// Architecture whose grammar to use (x86_64, i386, ...).
+        /// Architecture whose grammar to use (x86_64, i386, ...; default: this machine's).
         #[arg(long)]
-        arch: Arch,
+        arch: Option<Arch>,
         /// Argument strings, e.g. '-4@%eax 8@(%rsp)'.
         #[arg(required = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -183,6 +216,16 @@ enum BenchCommand {
         #[arg(long, value_enum)]
         side: Option<ParseSide>,
     },
+    /// `usdtkit trace` on a loop firing one probe N times: hits delivered and lost per ring
+    /// buffer size and in count mode, against the loop alone.
+    Trace {
+        /// Hits per run.
+        #[arg(long, default_value_t = 2_000_000)]
+        iterations: u64,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Per-hit cost: a loop firing a probe N times at a plain `nop` site and at a
     /// `nop; nop5` site, not attached and attached by usdtkit and by libbpf (count-only
     /// recorder).
@@ -210,22 +253,32 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let ok = match cli.command {
         Command::Trace {
-            target,
+            targets,
             pid,
             strings,
+            str_len,
+            buffer_size,
             json,
+            output,
+            count,
+            interval,
             command,
         } => {
             return trace::run(trace::TraceArgs {
-                target,
+                targets,
                 pid,
                 strings,
+                str_len,
+                buffer_size,
                 json,
+                output,
+                count,
+                interval,
                 command,
             })
         }
-        Command::List { json, paths } => list::run(&paths, json),
-        Command::Decode { arch, args } => decode(arch, &args),
+        Command::List { json, pid, paths } => list::run(&paths, pid, json),
+        Command::Decode { arch, args } => decode(arch.unwrap_or_else(host_arch), &args),
         Command::Bench {
             what:
                 BenchCommand::Attach {
@@ -251,6 +304,9 @@ pub fn run() -> ExitCode {
         Command::Bench {
             what: BenchCommand::Hits { iterations, json },
         } => bench::hits(iterations, json),
+        Command::Bench {
+            what: BenchCommand::Trace { iterations, json },
+        } => bench::trace(iterations, json),
         Command::Bench {
             what:
                 BenchCommand::Parse {
@@ -303,6 +359,23 @@ pub fn run() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// The architecture this program runs on.
+fn host_arch() -> Arch {
+    match std::env::consts::ARCH {
+        "x86" => Arch::I386,
+        "aarch64" => Arch::Aarch64,
+        "arm" => Arch::Arm,
+        "riscv64" => Arch::Riscv64,
+        "riscv32" => Arch::Riscv32,
+        "s390x" => Arch::S390x,
+        "powerpc64" => Arch::Powerpc64,
+        "powerpc" => Arch::Powerpc,
+        "loongarch64" => Arch::Loongarch64,
+        "mips" | "mips64" => Arch::Mips,
+        _ => Arch::X86_64,
     }
 }
 

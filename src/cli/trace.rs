@@ -1,118 +1,89 @@
-//! `usdtkit trace TARGET [--pid PID] [--str N,...] [--json] [-- COMMAND ARGS...]`.
+//! `usdtkit trace TARGET... [--pid PID] [--str SPEC] [--count] [--json] [-o FILE]
+//! [-- COMMAND ARGS...]`.
 
 use std::mem::MaybeUninit;
-use std::process::ExitCode;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::process::{Child, ExitCode};
+use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-use usdtkit::recorder::{ArgValue, Hit, Recorder, RecorderOptions};
-use usdtkit::sys::{held, process};
+use usdtkit::attach::glob;
+use usdtkit::recorder::{Recorder, RecorderOptions, StringArgs};
+use usdtkit::sys::held;
+use usdtkit::sys::process::{self, PidWatch};
+use usdtkit::Error;
+
+use super::trace_out::{say, Out, Summary};
 
 /// Options of `trace`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct TraceArgs {
-    pub target: String,
+    pub targets: Vec<String>,
     pub pid: Option<i32>,
-    pub strings: Vec<usize>,
+    pub strings: Vec<String>,
+    pub str_len: Option<u32>,
+    pub buffer_size: Option<u32>,
     pub json: bool,
+    pub output: Option<PathBuf>,
+    pub count: bool,
+    pub interval: Option<f64>,
     pub command: Vec<String>,
 }
 
+/// How long a command gets to end after the signal we pass on, before SIGKILL.
+const GRACE: Duration = Duration::from_secs(5);
+
 /// `PATH[:PROVIDER[:NAME]]`, missing parts meaning `*`.
 fn split_target(t: &str) -> (&str, &str, &str) {
-    let mut it = t.splitn(3, ':');
-    let path = it.next().unwrap_or_default();
+    // `memfd:NAME` names a file, colon included.
+    let skip = if t.starts_with("memfd:") { 6 } else { 0 };
+    let end = t[skip..].find(':').map_or(t.len(), |i| skip + i);
+    let path = &t[..end];
+    let mut it = t[end..].strip_prefix(':').unwrap_or("").splitn(2, ':');
     let provider = it.next().filter(|s| !s.is_empty()).unwrap_or("*");
     let name = it.next().filter(|s| !s.is_empty()).unwrap_or("*");
     (path, provider, name)
 }
 
-fn hit_json(h: &Hit) -> Value {
-    let mut errors = Vec::new();
-    let args: Vec<Value> = h
-        .args
-        .iter()
-        .enumerate()
-        .map(|(i, a)| match a {
-            ArgValue::Int(v) => match i64::try_from(*v) {
-                Ok(v) => json!(v),
-                Err(_) => json!(*v as u64),
-            },
-            ArgValue::Float(f) => json!(f),
-            ArgValue::Error(e) => {
-                errors.push(json!({"arg": i, "reason": e}));
-                Value::Null
-            }
+/// `--str [[PROVIDER:]NAME=]N[,N...]`.
+fn parse_strings(spec: &str) -> Result<StringArgs, String> {
+    let (probe, list) = match spec.rsplit_once('=') {
+        Some((p, l)) => (Some(p), l),
+        None => (None, spec),
+    };
+    let args = list
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&i| i < 12)
+                .ok_or_else(|| format!("--str {spec}: `{n}` is not an argument index (0 to 11)"))
         })
-        .collect();
-    let mut v = json!({
-        "provider": h.provider, "name": h.name, "pid": h.pid, "tid": h.tid,
-        "ip": h.ip, "cookie": h.cookie, "args": args,
-    });
-    if !errors.is_empty() {
-        v["errors"] = json!(errors);
-    }
-    if !h.strings.is_empty() {
-        let s: serde_json::Map<String, Value> = h
-            .strings
-            .iter()
-            .map(|(i, s)| (i.to_string(), json!(s)))
-            .collect();
-        v["strings"] = Value::Object(s);
-    }
-    v
-}
-
-fn hit_line(h: &Hit) -> String {
-    let mut s = format!(
-        "{}/{} {}:{} ip={:#x}",
-        h.pid, h.tid, h.provider, h.name, h.ip
-    );
-    for (i, a) in h.args.iter().enumerate() {
-        match a {
-            ArgValue::Int(v) => s.push_str(&format!(" arg{i}={v}")),
-            ArgValue::Float(f) => s.push_str(&format!(" arg{i}={f}")),
-            ArgValue::Error(_) => s.push_str(&format!(" arg{i}=?")),
-        }
-        if let Some((_, st)) = h.strings.iter().find(|(j, _)| *j == i) {
-            s.push_str(&format!(" {st:?}"));
-        }
-    }
-    s
-}
-
-fn load<'a>(
-    storage: &'a mut MaybeUninit<libbpf_rs::OpenObject>,
-    strings: bool,
-) -> usdtkit::Result<Recorder<'a>> {
-    // Strings are best read by the sleepable program (it may fault pages in).
-    let opts = RecorderOptions {
-        sleepable: strings,
-        ..RecorderOptions::default()
+        .collect::<Result<Vec<_>, _>>()?;
+    let (provider, name) = match probe {
+        None => ("*", "*"),
+        Some(p) => p.split_once(':').unwrap_or(("*", p)),
     };
-    Recorder::load(storage, opts)
+    Ok(StringArgs {
+        provider: provider.into(),
+        name: name.into(),
+        args,
+    })
 }
 
-/// Semaphores the kernel will raise in the wrong mapping of processes that map `file` after
-/// this attach: every process started later (pid -1), or a given one that has not mapped it
-/// yet. Said once.
-fn warn_aliases(file: &std::path::Path, pid: i32) {
-    let Ok(m) = usdtkit::MappedFile::open(file) else {
-        return;
+/// `16M`, `512K`, `1G` or plain bytes.
+pub(super) fn parse_size(s: &str) -> Result<u32, String> {
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&s[..i], 1 << 10),
+        Some((i, 'M' | 'm')) => (&s[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
     };
-    let Ok(u) = m.usdt() else { return };
-    let aliases = u.semaphore_aliases();
-    if aliases.is_empty() {
-        return;
-    }
-    let mapped =
-        pid > 0 && usdtkit::procmaps::of_file(pid as u32, file).is_ok_and(|v| !v.is_empty());
-    if !mapped {
-        eprintln!(
-            "usdtkit trace: warning: {}",
-            usdtkit::attach::semaphore::warning(file, &aliases)
-        );
-    }
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| format!("{s}: not a size (bytes, or with K, M or G; below 4G)"))
 }
 
 /// Run `trace`; the exit code is the command's when one is run.
@@ -120,24 +91,169 @@ pub(super) fn run(a: TraceArgs) -> ExitCode {
     match trace(a) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("usdtkit trace: {e}");
+            say!("usdtkit trace: {e}");
             ExitCode::from(1)
         }
     }
 }
 
+fn load<'a>(
+    storage: &'a mut MaybeUninit<libbpf_rs::OpenObject>,
+    opts: RecorderOptions,
+) -> usdtkit::Result<Recorder<'a>> {
+    Recorder::load(storage, opts)
+}
+
+/// Semaphores the kernel will raise in the wrong mapping of processes that map `file` after
+/// this attach: every process started later (pid -1). Said once.
+fn warn_aliases(file: &std::path::Path, mapped: bool) {
+    let Ok(m) = usdtkit::MappedFile::open(file) else {
+        return;
+    };
+    let Ok(u) = m.usdt() else { return };
+    let aliases = u.semaphore_aliases();
+    if !aliases.is_empty() && !mapped {
+        say!(
+            "usdtkit trace: warning: {}",
+            usdtkit::attach::semaphore::warning(file, &aliases)
+        );
+    }
+}
+
+/// The files to attach and the probe patterns for each. With `--pid` (and no command), a
+/// target path `*` means every file the process maps that has probes, and every other path
+/// must be mapped by the process: an error says what it maps instead.
+fn expand_targets(
+    targets: &[String],
+    pid: Option<i32>,
+    command: bool,
+) -> usdtkit::Result<Vec<(String, String, String)>> {
+    let mut out = Vec::new();
+    let pid = pid.filter(|_| !command).map(|p| p as u32);
+    for t in targets {
+        let (path, provider, name) = split_target(t);
+        let (provider, name) = (provider.to_string(), name.to_string());
+        let Some(pid) = pid else {
+            if path == "*" {
+                return Err(Error::Invalid(
+                    "the target `*` (every file with probes) needs --pid".into(),
+                ));
+            }
+            out.push((path.to_string(), provider, name));
+            continue;
+        };
+        if path == "*" {
+            let all = super::list::probed_objects(pid).map_err(Error::Invalid)?;
+            if all.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "process {pid} maps no file with USDT probes"
+                )));
+            }
+            for (_, open) in all {
+                // Only the files holding a matching probe.
+                let m = usdtkit::MappedFile::open(&open)?;
+                let u = m.usdt()?;
+                if u.probes()
+                    .any(|p| glob(&provider, p.provider) && glob(&name, p.name))
+                {
+                    out.push((
+                        open.to_string_lossy().into_owned(),
+                        provider.clone(),
+                        name.clone(),
+                    ));
+                }
+            }
+            continue;
+        }
+        let file =
+            usdtkit::attach::resolve::resolve(path, Some(pid)).map_err(|cause| Error::Attach {
+                file: path.into(),
+                probe: None,
+                site: None,
+                cause,
+            })?;
+        let mapped = usdtkit::procmaps::of_file(pid, &file).is_ok_and(|v| !v.is_empty());
+        if !mapped {
+            let with: Vec<String> = super::list::probed_objects(pid)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(shown, _)| shown)
+                .collect();
+            return Err(Error::Invalid(format!(
+                "process {pid} does not map {}; the files it maps that have probes: {} \
+                 (usdtkit list --pid {pid})",
+                file.display(),
+                if with.is_empty() {
+                    "none".to_string()
+                } else {
+                    with.join(", ")
+                }
+            )));
+        }
+        out.push((file.to_string_lossy().into_owned(), provider, name));
+    }
+    if out.is_empty() {
+        return Err(Error::Invalid(
+            "no file the process maps has a probe matching the targets".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// The exit code a shell would show for `st`.
+fn exit_code(st: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    st.code()
+        .unwrap_or_else(|| 128 + st.signal().unwrap_or(libc::SIGKILL))
+}
+
 fn trace(a: TraceArgs) -> usdtkit::Result<ExitCode> {
-    let (path, provider, name) = split_target(&a.target);
+    let strings = a
+        .strings
+        .iter()
+        .map(|s| parse_strings(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Error::Invalid)?;
+    if a.count && !strings.is_empty() {
+        return Err(Error::Invalid(
+            "--count reads no strings: drop --str".into(),
+        ));
+    }
+    let opts = RecorderOptions {
+        // Strings are best read by the sleepable program (it may fault pages in).
+        sleepable: !strings.is_empty(),
+        count: a.count,
+        buffer_size: a.buffer_size,
+        str_len: a.str_len,
+        ..RecorderOptions::default()
+    };
     let mut storage = MaybeUninit::uninit();
     let mut fallback = MaybeUninit::uninit();
-    let mut rec = match load(&mut storage, !a.strings.is_empty()) {
+    let mut rec = match load(&mut storage, opts) {
         Ok(r) => r,
-        Err(e) if !a.strings.is_empty() => {
-            eprintln!("usdtkit trace: sleepable recorder unavailable ({e}); strings may be missed");
-            load(&mut fallback, false)?
+        Err(e) if opts.sleepable => {
+            say!("usdtkit trace: sleepable recorder unavailable ({e}); strings not yet in memory read as errors");
+            load(
+                &mut fallback,
+                RecorderOptions {
+                    sleepable: false,
+                    ..opts
+                },
+            )?
         }
         Err(e) => return Err(e),
     };
+    let mut out = Out::new(
+        match &a.output {
+            Some(p) => Box::new(std::fs::File::create(p).map_err(|source| Error::Io {
+                path: p.clone(),
+                source,
+            })?),
+            None => Box::new(std::io::stdout()),
+        },
+        a.json,
+        a.output.is_none(),
+    );
     process::catch_interrupts();
     // A command is held right after its exec: attached before any of its code runs, and
     // killed (by the drop) if attaching fails.
@@ -146,7 +262,7 @@ fn trace(a: TraceArgs) -> usdtkit::Result<ExitCode> {
     } else {
         let mut cmd = std::process::Command::new(&a.command[0]);
         cmd.args(&a.command[1..]);
-        Some(held::spawn_held(cmd).map_err(|source| usdtkit::Error::Io {
+        Some(held::spawn_held(cmd).map_err(|source| Error::Io {
             path: a.command[0].clone().into(),
             source,
         })?)
@@ -156,69 +272,153 @@ fn trace(a: TraceArgs) -> usdtkit::Result<ExitCode> {
         (None, Some(p)) => p,
         (None, None) => -1,
     };
-    let link = rec.attach(path, &[(provider, name)], pid, &a.strings)?;
-    eprintln!(
-        "usdtkit trace: {} sites of {} attached ({} link{})",
-        link.sites().len(),
-        link.binary().display(),
-        link.link_count(),
-        if link.link_count() == 1 { "" } else { "s" }
-    );
-    for w in link.warnings() {
-        eprintln!("usdtkit trace: {w}");
+    let watch = match a.pid {
+        Some(p) if held.is_none() => {
+            Some(PidWatch::new(p as u32).map_err(|e| Error::Invalid(format!("--pid {p}: {e}")))?)
+        }
+        _ => None,
+    };
+    for (path, provider, name) in expand_targets(&a.targets, a.pid, held.is_some())? {
+        let link = rec.attach(&path, &[(&provider, &name)], pid, &strings)?;
+        say!(
+            "usdtkit trace: {} sites of {} attached ({} link{})",
+            link.sites().len(),
+            link.binary().display(),
+            link.link_count(),
+            if link.link_count() == 1 { "" } else { "s" }
+        );
+        for w in link.warnings() {
+            say!("usdtkit trace: {w}");
+        }
+        if held.is_none() {
+            warn_aliases(link.binary(), pid > 0);
+        }
     }
-    let file = link.binary().to_path_buf();
     let mut child = match held.take() {
         Some(mut h) => {
             for n in rec.settle(&mut h)? {
-                eprintln!("usdtkit trace: {n}");
+                say!("usdtkit trace: {n}");
             }
             Some(
                 h.release()
-                    .map_err(|e| usdtkit::Error::Invalid(format!("releasing the command: {e}")))?,
+                    .map_err(|e| Error::Invalid(format!("releasing the command: {e}")))?,
             )
         }
-        None => {
-            warn_aliases(&file, pid);
-            None
-        }
+        None => None,
     };
-    let print = |hits: Vec<Hit>| {
-        for h in hits {
-            if a.json {
-                println!("{}", hit_json(&h));
-            } else {
-                println!("{}", hit_line(&h));
-            }
-        }
-    };
-    let code = loop {
-        print(rec.poll(Duration::from_millis(100))?);
-        if let Some(c) = child.as_mut() {
-            if let Some(st) = c
-                .try_wait()
-                .map_err(|e| usdtkit::Error::Invalid(e.to_string()))?
-            {
-                print(rec.poll(Duration::from_millis(50))?);
-                break ExitCode::from(st.code().unwrap_or(128 + 9).clamp(0, 255) as u8);
-            }
-        }
-        if process::interrupted() {
-            print(rec.drain()?);
-            if let Some(c) = child.as_mut() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-            break ExitCode::from(130);
-        }
-    };
+    let start = Instant::now();
+    let (exit, ended) = follow(&mut rec, &mut out, &mut child, watch.as_ref(), &a, start)?;
+    // Hits still in the ring buffer are delivered before detaching.
+    if !a.count {
+        while rec.drain_each(|h| out.hit(h))? > 0 {}
+        out.flush();
+    }
+    if a.count {
+        out.counts(&rec.counts()?, start.elapsed().as_secs_f64(), true);
+    }
+    let stats = rec.stats()?;
     rec.detach_all();
-    Ok(code)
+    out.summary(&Summary {
+        delivered: out.written,
+        counted: a.count,
+        stats,
+        seconds: start.elapsed().as_secs_f64(),
+        exit,
+        ended,
+    });
+    Ok(ExitCode::from(exit.unwrap_or(0).clamp(0, 255) as u8))
+}
+
+/// Deliver hits until the command or process ends, a signal arrives or the output closes.
+/// Returns the command's exit code and why tracing ended.
+fn follow(
+    rec: &mut Recorder<'_>,
+    out: &mut Out,
+    child: &mut Option<Child>,
+    watch: Option<&PidWatch>,
+    a: &TraceArgs,
+    start: Instant,
+) -> usdtkit::Result<(Option<i32>, String)> {
+    let interval = a.interval.map(Duration::from_secs_f64);
+    let mut next_counts = interval.map(|i| start + i);
+    let mut next_check = start + Duration::from_secs(1);
+    let mut lost = 0;
+    let mut stop_asked: Option<(Instant, String)> = None;
+    loop {
+        if a.count {
+            std::thread::sleep(Duration::from_millis(50));
+        } else {
+            rec.poll_each(Duration::from_millis(100), |h| out.hit(h))?;
+            out.flush();
+        }
+        let now = Instant::now();
+        if now >= next_check {
+            next_check = now + Duration::from_secs(1);
+            let s = rec.stats()?;
+            if s.lost > lost {
+                say!(
+                    "usdtkit trace: {} hits lost so far: the ring buffer is full (try a bigger \
+                     --buffer-size, or --count)",
+                    s.lost
+                );
+                lost = s.lost;
+            }
+        }
+        if let (Some(at), Some(i)) = (next_counts, interval) {
+            if now >= at {
+                out.counts(&rec.counts()?, start.elapsed().as_secs_f64(), false);
+                next_counts = Some(at + i);
+            }
+        }
+        if let Some(c) = child.as_mut() {
+            if let Some(st) = c.try_wait().map_err(|e| Error::Invalid(e.to_string()))? {
+                let code = exit_code(st);
+                let why = match &stop_asked {
+                    Some((_, why)) => why.clone(),
+                    None => format!("the command exited ({st})"),
+                };
+                return Ok((Some(code), why));
+            }
+            if let Some((at, _)) = &stop_asked {
+                if at.elapsed() > GRACE {
+                    let _ = c.kill();
+                }
+            }
+        }
+        if watch.is_some_and(|w| w.exited()) {
+            return Ok((None, format!("process {} exited", a.pid.unwrap_or(0))));
+        }
+        if stop_asked.is_some() {
+            continue;
+        }
+        let why = if let Some(sig) = process::interrupt_signal() {
+            // Pass the signal on unless the terminal already sent it to the command too.
+            if let Some(c) = child.as_ref() {
+                if process::interrupt_from_process() || sig != libc::SIGINT {
+                    let _ = process::signal_process(c.id(), sig);
+                }
+            }
+            Some(format!("interrupted by signal {sig}"))
+        } else if let Some(e) = &out.failed {
+            if let Some(c) = child.as_ref() {
+                let _ = process::signal_process(c.id(), libc::SIGTERM);
+            }
+            Some(format!("the output closed: {e}"))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            if child.is_none() {
+                return Ok((None, why));
+            }
+            stop_asked = Some((Instant::now(), why));
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::split_target;
+    use super::*;
 
     #[test]
     fn targets() {
@@ -226,5 +426,35 @@ mod tests {
         assert_eq!(split_target("/bin/x:python"), ("/bin/x", "python", "*"));
         assert_eq!(split_target("x:p:function__*"), ("x", "p", "function__*"));
         assert_eq!(split_target("x::n"), ("x", "*", "n"));
+        assert_eq!(split_target("memfd:lib"), ("memfd:lib", "*", "*"));
+        assert_eq!(split_target("memfd:lib:p:n"), ("memfd:lib", "p", "n"));
+    }
+
+    #[test]
+    fn string_specs() {
+        let s = parse_strings("2,4").unwrap();
+        assert_eq!((s.provider.as_str(), s.name.as_str()), ("*", "*"));
+        assert_eq!(s.args, vec![2, 4]);
+        let s = parse_strings("function__entry=0,1").unwrap();
+        assert_eq!(
+            (s.provider.as_str(), s.name.as_str()),
+            ("*", "function__entry")
+        );
+        let s = parse_strings("python:function__*=1").unwrap();
+        assert_eq!(
+            (s.provider.as_str(), s.name.as_str()),
+            ("python", "function__*")
+        );
+        assert!(parse_strings("12").is_err());
+        assert!(parse_strings("x=a").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("16M"), Ok(16 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert!(parse_size("4G").is_err());
+        assert!(parse_size("x").is_err());
     }
 }

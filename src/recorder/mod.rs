@@ -1,14 +1,14 @@
 //! The recorder: usdtkit's BPF program (`src/bpf/recorder.bpf.c`) attached to probes, and
 //! the hits it reports, each argument interpreted per its site's note (size, sign, `f`).
 
+mod event;
 mod libbpf;
 pub mod skel;
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,20 +18,23 @@ use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
 
 use self::skel::{RecorderSkel, RecorderSkelBuilder};
 use crate::arg::{Arg, ArgList, ArgSpec};
-use crate::attach::{AttachMode, ProbeSelector, UsdtAttacher, UsdtLink};
+use crate::attach::{glob, AttachMode, ProbeSelector, UsdtAttacher, UsdtLink};
+
+use self::event::MAX_ARGS;
+pub use self::event::{ArgValue, Hit, HitString};
 use crate::error::{Error, Result};
 use crate::probe::MappedFile;
 
-/// Arguments the BPF side reads, at most (`BPF_USDT_MAX_ARG_CNT`).
-const MAX_ARGS: usize = 12;
-/// String arguments read per hit, at most.
-pub const MAX_STRINGS: usize = 4;
-const STR_LEN: usize = 128;
-/// Size of `struct event` in recorder.bpf.c.
-const EVENT_SIZE: usize =
-    8 + 8 + 4 + 4 + 4 + 4 + 8 * MAX_ARGS + 4 * MAX_ARGS + MAX_STRINGS * STR_LEN;
+/// Capacity of each string slot by default, with its NUL.
+pub const DEFAULT_STR_LEN: u32 = 256;
+/// Largest string slot (`MAX_STR_LEN` of recorder.bpf.c).
+pub const MAX_STR_LEN: u32 = 4096;
+/// Ring buffer size by default: a burst of about 300,000 hits of four arguments.
+pub const DEFAULT_BUFFER_SIZE: u32 = 16 << 20;
+/// Records taken from the ring buffer between two reads of what was taken.
+const BATCH: usize = 4096;
 
-/// How the recorder attaches.
+/// How the recorder attaches and what it sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RecorderOptions {
     /// [`AttachMode::Multi`] (default: one link per file) or [`AttachMode::PerfEvent`].
@@ -47,42 +50,74 @@ pub struct RecorderOptions {
     /// Benchmarks: read every argument and count the hit ([`Recorder::hit_count`]), but send
     /// no event.
     pub count_only: bool,
+    /// Count hits per site and process in BPF ([`Recorder::counts`]) instead of sending
+    /// them: nothing is lost at any rate.
+    pub count: bool,
+    /// Ring buffer size in bytes: a power of two, at least a page (default
+    /// [`DEFAULT_BUFFER_SIZE`]).
+    pub buffer_size: Option<u32>,
+    /// Capacity of each string slot with its NUL: 8 to [`MAX_STR_LEN`], rounded up to a
+    /// multiple of 8 (default [`DEFAULT_STR_LEN`]).
+    pub str_len: Option<u32>,
 }
 
-/// One argument of a hit.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ArgValue {
-    /// An integer, interpreted per the note's size and sign.
-    Int(i128),
-    /// A value marked `f` in the note.
-    Float(f64),
-    /// The argument could not be read; why.
-    Error(String),
+/// What the recorder's BPF side counted since it was loaded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecorderStats {
+    /// Hits the program ran for.
+    pub hits: u64,
+    /// Hits whose record did not fit in the ring buffer: never delivered.
+    pub lost: u64,
+    /// Count mode: hits not counted because the count table was full.
+    pub uncounted: u64,
 }
 
-/// One recorded hit.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Hit {
+/// Count mode: hits of one site by one process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteCount {
     /// The file holding the probe.
-    pub object: PathBuf,
+    pub object: Arc<Path>,
     /// Provider.
-    pub provider: String,
+    pub provider: Arc<str>,
     /// Probe name.
-    pub name: String,
+    pub name: Arc<str>,
     /// Link-time address of the site.
     pub pc: u64,
     /// Process id.
     pub pid: u32,
-    /// Thread id.
-    pub tid: u32,
-    /// Run-time instruction pointer the probe saw.
-    pub ip: u64,
-    /// The site's user cookie.
-    pub cookie: u64,
-    /// Arguments, in order.
-    pub args: Vec<ArgValue>,
-    /// Strings read behind the arguments asked for (argument index, string).
-    pub strings: Vec<(usize, String)>,
+    /// Hits.
+    pub count: u64,
+}
+
+/// Which arguments of which probes to read as strings: arguments `args` of the probes
+/// matching `provider:name` (patterns with `*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StringArgs {
+    /// Provider pattern.
+    pub provider: String,
+    /// Probe name pattern.
+    pub name: String,
+    /// Argument indexes.
+    pub args: Vec<usize>,
+}
+
+impl StringArgs {
+    /// Arguments `args` of every probe.
+    pub fn all(args: Vec<usize>) -> Self {
+        StringArgs {
+            provider: "*".into(),
+            name: "*".into(),
+            args,
+        }
+    }
+
+    fn mask(list: &[StringArgs], provider: &str, name: &str) -> u32 {
+        list.iter()
+            .filter(|s| glob(&s.provider, provider) && glob(&s.name, name))
+            .flat_map(|s| s.args.iter())
+            .filter(|&&i| i < MAX_ARGS)
+            .fold(0, |m, &i| m | (1 << i))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -146,7 +181,12 @@ pub struct Recorder<'obj> {
     sites: Vec<SiteInfo>,
     /// libbpf mode: the cookie is a probe index; its sites and the object's load bias.
     probes: Vec<(Vec<usize>, u64)>,
-    queue: Rc<RefCell<VecDeque<Vec<u8>>>>,
+    /// Records taken from the ring buffer and not yet read (each a native-endian u32
+    /// length, the record, padding to 4 bytes): one buffer reused, not one per record.
+    taken: Rc<RefCell<Vec<u8>>>,
+    /// The hit handed to callers, refilled from record to record.
+    hit: Hit,
+    str_len: usize,
     skel: RecorderSkel<'obj>,
 }
 
@@ -191,11 +231,33 @@ impl<'obj> Recorder<'obj> {
                 .set_max_entries(n)
                 .map_err(bpf_err("spec map size"))?;
         }
-        if opts.count_only {
-            if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
-                ro.count_only = true;
+        let str_len = match opts.str_len {
+            None => DEFAULT_STR_LEN,
+            Some(n) if (1..=MAX_STR_LEN).contains(&n) => n.div_ceil(8).max(1) * 8,
+            Some(n) => {
+                return Err(Error::Invalid(format!(
+                    "recorder: string length {n}: must be 1 to {MAX_STR_LEN} bytes"
+                )))
             }
+        };
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.mode = match (opts.count, opts.count_only) {
+                (_, true) => 2,
+                (true, false) => 1,
+                (false, false) => 0,
+            };
+            ro.str_len = str_len;
         }
+        let size = opts.buffer_size.unwrap_or(DEFAULT_BUFFER_SIZE);
+        if !size.is_power_of_two() || size < 4096 {
+            return Err(Error::Invalid(format!(
+                "recorder: buffer size {size}: must be a power of two of at least 4096 bytes"
+            )));
+        }
+        open.maps
+            .events
+            .set_max_entries(size)
+            .map_err(bpf_err("ring buffer size"))?;
         let lib = opts.libbpf;
         open.progs.usdtkit_record.set_autoload(lib);
         open.progs.usdtkit_record_perf.set_autoload(!lib && perf);
@@ -206,7 +268,6 @@ impl<'obj> Recorder<'obj> {
             .usdtkit_record_multi_s
             .set_autoload(!lib && !perf && sleepable);
         let skel = open.load().map_err(bpf_err("load"))?;
-        let queue: Rc<RefCell<VecDeque<Vec<u8>>>> = Rc::default();
         Ok(Recorder {
             skel,
             opts,
@@ -214,7 +275,9 @@ impl<'obj> Recorder<'obj> {
             links: Vec::new(),
             probes: Vec::new(),
             libbpf_links: Vec::new(),
-            queue,
+            taken: Rc::default(),
+            hit: Hit::default(),
+            str_len: str_len as usize,
             ring: None,
         })
     }
@@ -228,13 +291,13 @@ impl<'obj> Recorder<'obj> {
     }
 
     /// Attach to the probes of `binary` matched by `selectors` (`provider`, `name` patterns),
-    /// for `pid` (-1 every process), reading `strings` (argument indexes) as C strings.
+    /// for `pid` (-1 every process), reading the arguments `strings` names as C strings.
     pub fn attach(
         &mut self,
         binary: &str,
         selectors: &[(&str, &str)],
         pid: i32,
-        strings: &[usize],
+        strings: &[StringArgs],
     ) -> Result<&UsdtLink> {
         let first = self.sites.len() as u64;
         let sels: Vec<ProbeSelector> = selectors
@@ -259,10 +322,6 @@ impl<'obj> Recorder<'obj> {
             .mode(mode)
             .site_cookies(first)
             .attach_file(&path, &mapped, &usdt, &sels)?;
-        let mask: u32 = strings
-            .iter()
-            .filter(|&&i| i < MAX_ARGS)
-            .fold(0, |m, &i| m | (1 << i));
         let by_pc: foldhash::HashMap<u64, &crate::Site<'_>> =
             usdt.sites().iter().map(|x| (x.pc, x)).collect();
         let object: Arc<Path> = Arc::from(path.as_path());
@@ -277,6 +336,7 @@ impl<'obj> Recorder<'obj> {
                 args,
                 unreadable: s.unreadable.clone(),
             });
+            let mask = StringArgs::mask(strings, &s.provider, &s.name);
             if mask != 0 {
                 self.skel
                     .maps
@@ -294,18 +354,64 @@ impl<'obj> Recorder<'obj> {
         self.program().as_fd()
     }
 
-    /// Hits counted in count-only mode, summed over CPUs.
-    pub fn hit_count(&self) -> Result<u64> {
+    fn stat(&self, which: u32) -> Result<u64> {
         let v = self
             .skel
             .maps
-            .hit_count
-            .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
-            .map_err(bpf_err("hit_count"))?
+            .stats
+            .lookup_percpu(&which.to_ne_bytes(), MapFlags::ANY)
+            .map_err(bpf_err("stats"))?
             .unwrap_or_default();
         Ok(v.iter()
             .map(|b| u64::from_ne_bytes(b[..8].try_into().expect("8 bytes")))
             .sum())
+    }
+
+    /// What the BPF side counted so far, summed over CPUs.
+    pub fn stats(&self) -> Result<RecorderStats> {
+        Ok(RecorderStats {
+            hits: self.stat(0)?,
+            lost: self.stat(1)?,
+            uncounted: self.stat(2)?,
+        })
+    }
+
+    /// Hits the program ran for, summed over CPUs (count-only benchmarks).
+    pub fn hit_count(&self) -> Result<u64> {
+        self.stat(0)
+    }
+
+    /// Count mode: hits so far per site and process, in no particular order.
+    pub fn counts(&self) -> Result<Vec<SiteCount>> {
+        let map = &self.skel.maps.counts;
+        let mut out = Vec::new();
+        for key in map.keys() {
+            let Some(v) = map.lookup(&key, MapFlags::ANY).map_err(bpf_err("counts"))? else {
+                continue; // removed meanwhile
+            };
+            let cookie = u64::from_ne_bytes(key[..8].try_into().expect("8-byte cookie"));
+            let pid = u32::from_ne_bytes(key[8..12].try_into().expect("4-byte pid"));
+            let count = u64::from_ne_bytes(v[..8].try_into().expect("8-byte count"));
+            let site = if self.opts.libbpf {
+                self.probes
+                    .get(cookie as usize)
+                    .and_then(|(s, _)| s.first())
+                    .map(|&i| &self.sites[i])
+            } else {
+                self.sites.get(cookie as usize)
+            };
+            if let Some(site) = site {
+                out.push(SiteCount {
+                    object: Arc::clone(&site.object),
+                    provider: Arc::clone(&site.provider),
+                    name: Arc::clone(&site.name),
+                    pc: site.pc,
+                    pid,
+                    count,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Every link held.
@@ -328,10 +434,14 @@ impl<'obj> Recorder<'obj> {
 
     fn ring(&mut self) -> Result<&RingBuffer<'obj>> {
         if self.ring.is_none() {
-            let q = Rc::clone(&self.queue);
+            let taken = Rc::clone(&self.taken);
             let mut b = RingBufferBuilder::new();
             b.add(&self.skel.maps.events, move |data: &[u8]| {
-                q.borrow_mut().push_back(data.to_vec());
+                let mut t = taken.borrow_mut();
+                t.extend_from_slice(&(data.len() as u32).to_ne_bytes());
+                t.extend_from_slice(data);
+                let padded = t.len().next_multiple_of(4);
+                t.resize(padded, 0);
                 0
             })
             .map_err(bpf_err("ring buffer"))?;
@@ -340,73 +450,76 @@ impl<'obj> Recorder<'obj> {
         Ok(self.ring.as_ref().expect("just built"))
     }
 
+    /// Wait up to `timeout` for hits, then hand each hit in the ring buffer to `f` (the same
+    /// [`Hit`], refilled: clone what you keep). Returns how many were handed over. A signal
+    /// ends the wait early, without error.
+    pub fn poll_each(&mut self, timeout: Duration, f: impl FnMut(&Hit)) -> Result<usize> {
+        let fd = self.ring()?.epoll_fd();
+        crate::sys::process::wait_readable(fd, timeout)
+            .map_err(|e| Error::Invalid(format!("recorder: waiting for hits: {e}")))?;
+        self.drain_each(f)
+    }
+
+    /// Hand each hit already in the ring buffer to `f`, without waiting.
+    pub fn drain_each(&mut self, mut f: impl FnMut(&Hit)) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let n = self.ring()?.consume_raw_n(BATCH);
+            if n < 0 {
+                return Err(Error::Invalid(format!(
+                    "recorder: reading the ring buffer: {}",
+                    std::io::Error::from_raw_os_error(-n)
+                )));
+            }
+            total += self.read_taken(&mut f);
+            if (n as usize) < BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Wait up to `timeout` for hits; returns those that arrived (possibly none).
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<Hit>> {
-        self.ring()?.poll(timeout).map_err(bpf_err("poll"))?;
-        Ok(self.drain_queue())
+        let mut v = Vec::new();
+        self.poll_each(timeout, |h| v.push(h.clone()))?;
+        Ok(v)
     }
 
     /// Hits already in the ring buffer, without waiting.
     pub fn drain(&mut self) -> Result<Vec<Hit>> {
-        self.ring()?.consume().map_err(bpf_err("consume"))?;
-        Ok(self.drain_queue())
+        let mut v = Vec::new();
+        self.drain_each(|h| v.push(h.clone()))?;
+        Ok(v)
     }
 
-    fn drain_queue(&mut self) -> Vec<Hit> {
-        let raw: Vec<Vec<u8>> = self.queue.borrow_mut().drain(..).collect();
-        raw.iter().filter_map(|r| self.decode(r)).collect()
-    }
-
-    fn decode(&self, b: &[u8]) -> Option<Hit> {
-        if b.len() < EVENT_SIZE {
-            return None;
-        }
-        let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().expect("8 bytes"));
-        let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().expect("4 bytes"));
-        let cookie = u64_at(0);
-        let ip = u64_at(8);
-        let site = if self.opts.libbpf {
-            &self.sites[self.libbpf_site(cookie, ip)?]
-        } else {
-            self.sites.get(cookie as usize)?
-        };
-        let arg_cnt = u32_at(24) as i32;
-        let str_mask = u32_at(28);
-        let mut args = Vec::new();
-        for i in 0..(arg_cnt.max(0) as usize).min(MAX_ARGS) {
-            let raw = u64_at(32 + 8 * i);
-            let err = u32_at(32 + 8 * MAX_ARGS + 4 * i) as i32;
-            args.push(interpret(site, i, raw, err));
-        }
-        if arg_cnt < 0 {
-            args.push(ArgValue::Error(format!(
-                "bpf_usdt_arg_cnt: {}",
-                std::io::Error::from_raw_os_error(-arg_cnt)
-            )));
-        }
-        let mut strings = Vec::new();
-        let mut n = 0;
-        for i in 0..MAX_ARGS {
-            if str_mask & (1 << i) != 0 && n < MAX_STRINGS {
-                let o = 32 + 12 * MAX_ARGS + STR_LEN * n;
-                let s = &b[o..o + STR_LEN];
-                let end = s.iter().position(|&c| c == 0).unwrap_or(STR_LEN);
-                strings.push((i, String::from_utf8_lossy(&s[..end]).into_owned()));
+    /// Read the records taken so far; records naming no site this recorder attached are
+    /// skipped (they cannot come from its links).
+    fn read_taken(&mut self, f: &mut impl FnMut(&Hit)) -> usize {
+        let taken = Rc::clone(&self.taken);
+        let mut t = taken.borrow_mut();
+        let mut hit = std::mem::take(&mut self.hit);
+        let (mut o, mut n) = (0, 0);
+        while o + 4 <= t.len() {
+            let len = u32::from_ne_bytes(t[o..o + 4].try_into().expect("4 bytes")) as usize;
+            let rec = &t[o + 4..o + 4 + len];
+            o = (o + 4 + len).next_multiple_of(4);
+            let Some(h) = event::header(rec, self.str_len) else {
+                continue;
+            };
+            let site = if self.opts.libbpf {
+                self.libbpf_site(h.cookie, h.ip).map(|i| &self.sites[i])
+            } else {
+                self.sites.get(h.cookie as usize)
+            };
+            if let Some(site) = site {
+                event::fill(&mut hit, rec, &h, site, self.str_len);
+                f(&hit);
                 n += 1;
             }
         }
-        Some(Hit {
-            object: site.object.to_path_buf(),
-            provider: site.provider.to_string(),
-            name: site.name.to_string(),
-            pc: site.pc,
-            pid: u32_at(16),
-            tid: u32_at(20),
-            ip: u64_at(8),
-            cookie,
-            args,
-            strings,
-        })
+        t.clear();
+        self.hit = hit;
+        n
     }
 
     /// The file a probe of this recorder lives in, for reports.
@@ -415,32 +528,4 @@ impl<'obj> Recorder<'obj> {
         v.dedup();
         v
     }
-}
-
-fn interpret(site: &SiteInfo, i: usize, raw: u64, err: i32) -> ArgValue {
-    if err != 0 {
-        let why = site
-            .unreadable
-            .iter()
-            .find(|u| u.0 == i)
-            .map(|u| u.1.clone())
-            .unwrap_or_else(|| format!("read failed: {}", std::io::Error::from_raw_os_error(-err)));
-        return ArgValue::Error(why);
-    }
-    let Some(Some(spec)) = site.args.get(i) else {
-        return ArgValue::Error("argument not decoded".into());
-    };
-    if spec.float {
-        return match spec.size {
-            4 => ArgValue::Float(f64::from(f32::from_bits(raw as u32))),
-            8 => ArgValue::Float(f64::from_bits(raw)),
-            n => ArgValue::Error(format!("{n}-byte float")),
-        };
-    }
-    // bpf_usdt_arg() already sign- or zero-extended the value to 64 bits.
-    ArgValue::Int(if spec.signed {
-        i128::from(raw as i64)
-    } else {
-        i128::from(raw)
-    })
 }

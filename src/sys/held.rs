@@ -54,10 +54,15 @@ fn ptrace(req: libc::c_uint, pid: libc::pid_t, data: usize) -> io::Result<()> {
 /// Spawn `cmd` stopped right after its `exec`: it has mapped the program (and its ELF
 /// interpreter) but run nothing. Its stdio are whatever `cmd` says.
 pub fn spawn_held(mut cmd: Command) -> io::Result<Held> {
-    // SAFETY: runs in the forked child before exec; ptrace(PTRACE_TRACEME) is a plain
-    // system call, safe there.
+    // SAFETY: runs in the forked child before exec; prctl(PR_SET_PDEATHSIG) and
+    // ptrace(PTRACE_TRACEME) are plain system calls, safe there.
     unsafe {
         cmd.pre_exec(|| {
+            // A command whose tracer dies (even by SIGKILL) is told to end, not left
+            // running untraced under init.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) < 0 {
+                return Err(io::Error::last_os_error());
+            }
             if libc::ptrace(libc::PTRACE_TRACEME, 0, 0usize, 0usize) < 0 {
                 return Err(io::Error::last_os_error());
             }

@@ -81,6 +81,7 @@ impl Implementation for Libbpf {
             }
         })?;
         hits.extend(rec.poll(Duration::from_millis(50))?);
+        run.lost = rec.stats()?.lost;
         if !status.success() {
             return Err(crate::Error::Invalid(format!(
                 "{} exited with {status}",

@@ -44,8 +44,8 @@ impl Implementation for Usdtkit {
 /// A recorder hit as the harness compares it.
 pub(crate) fn observed(h: Hit) -> ObservedHit {
     ObservedHit {
-        provider: h.provider,
-        name: h.name,
+        provider: h.provider.to_string(),
+        name: h.name.to_string(),
         pc: Some(h.pc),
         args: h
             .args
@@ -104,6 +104,7 @@ pub fn run(
         return Err(e);
     }
     hits.extend(rec.poll(Duration::from_millis(50))?);
+    let lost = rec.stats()?.lost;
     if !status.success() {
         return Err(crate::Error::Invalid(format!(
             "{} exited with {status}",
@@ -114,6 +115,7 @@ pub fn run(
         hits: hits.into_iter().map(observed).collect(),
         stdout,
         notes,
+        lost,
         ..Run::default()
     })
 }

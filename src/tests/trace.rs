@@ -1,0 +1,516 @@
+//! `usdtkit trace` and `list --pid` on real processes: nothing lost silently, strings,
+//! signals and exit codes, output, processes seen by pid (memfd libraries included).
+//! Needs root with BPF; a C compiler builds fixtures/c/trace_demo.c.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn privileged() -> Option<std::sync::MutexGuard<'static, ()>> {
+    let ok = common::is_root() && Path::new("/sys/fs/bpf").exists();
+    common::require(ok, "root with BPF").then(|| SERIAL.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// trace_demo and its library, built once per test binary.
+fn demo() -> &'static (PathBuf, PathBuf) {
+    static D: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    D.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/c");
+        let dir = std::env::temp_dir().join(format!("usdtkit-trace-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (bin, lib) = (dir.join("trace_demo"), dir.join("libtracedemo.so"));
+        for (out, args) in [
+            (
+                &bin,
+                vec![src.join("trace_demo.c"), "-O2".into(), "-ldl".into()],
+            ),
+            (
+                &lib,
+                vec![
+                    src.join("trace_demo_lib.c"),
+                    "-O2".into(),
+                    "-shared".into(),
+                    "-fPIC".into(),
+                ],
+            ),
+        ] {
+            let st = Command::new("cc")
+                .args(&args)
+                .arg("-o")
+                .arg(out)
+                .status()
+                .expect("cc runs");
+            assert!(st.success(), "building {}", out.display());
+        }
+        (bin, lib)
+    })
+}
+
+fn usdtkit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_usdtkit"))
+}
+
+fn json_lines(out: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+fn summary(lines: &[Value]) -> &Value {
+    let last = lines.last().expect("some output");
+    last.get("summary")
+        .unwrap_or_else(|| panic!("no closing summary: {last}"))
+}
+
+fn run_loop(n: u64, extra: &[&str]) -> Output {
+    let bin = &demo().0;
+    let target = format!("{}:demo:tick", bin.display());
+    let mut c = usdtkit();
+    c.args(["trace", "--json", &target]).args(extra);
+    c.arg("--").arg(bin).args(["loop", &n.to_string()]);
+    c.output().unwrap()
+}
+
+#[test]
+fn every_hit_is_delivered_or_counted_lost() {
+    let Some(_g) = privileged() else { return };
+    // A ring buffer of one page holds a few dozen records: most of a tight loop's hits
+    // cannot be delivered, and each of those must be counted.
+    let n = 200_000;
+    let out = run_loop(n, &["--buffer-size", "4096"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out.stdout);
+    let s = summary(&lines);
+    let hits = lines.len() as u64 - 1;
+    assert_eq!(s["delivered"].as_u64(), Some(hits));
+    assert_eq!(s["seen"].as_u64(), Some(n));
+    let lost = s["lost"].as_u64().unwrap();
+    assert!(lost > 0, "a 4 KiB buffer kept up with a tight loop? {s}");
+    assert_eq!(hits + lost, n, "{s}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("LOST"), "{err}");
+    // The hits delivered are in order, with their values.
+    let mut prev = -1;
+    for h in &lines[..lines.len() - 1] {
+        let i = h["args"][0].as_i64().unwrap();
+        assert!(i > prev);
+        assert_eq!(h["args"][1].as_i64(), Some(2 * i));
+        prev = i;
+    }
+}
+
+#[test]
+fn default_buffer_and_count_mode() {
+    let Some(_g) = privileged() else { return };
+    let n = 100_000;
+    let out = run_loop(n, &[]);
+    assert!(out.status.success());
+    let lines = json_lines(&out.stdout);
+    let s = summary(&lines);
+    assert_eq!(s["seen"].as_u64(), Some(n));
+    assert_eq!(
+        s["delivered"].as_u64().unwrap() + s["lost"].as_u64().unwrap(),
+        n
+    );
+    // Counting in BPF loses nothing at any rate.
+    let n = 2_000_000;
+    let out = run_loop(n, &["--count"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out.stdout);
+    let counts = lines
+        .iter()
+        .find(|l| l["final"] == true)
+        .expect("final counts");
+    let rows = counts["counts"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{counts}");
+    assert_eq!(rows[0]["name"], "tick");
+    assert_eq!(rows[0]["count"].as_u64(), Some(n));
+    assert_eq!(summary(&lines)["lost"].as_u64(), Some(0));
+}
+
+#[test]
+fn strings_are_read_per_argument_cut_marked_and_errors_named() {
+    let Some(_g) = privileged() else { return };
+    let bin = &demo().0;
+    let run = |strs: &[&str], len: Option<&str>| {
+        let mut c = usdtkit();
+        c.args(["trace", "--json", &format!("{}:demo:*", bin.display())]);
+        for s in strs {
+            c.args(["--str", s]);
+        }
+        if let Some(l) = len {
+            c.args(["--str-len", l]);
+        }
+        let out = c.arg("--").arg(bin).arg("strings").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_lines(&out.stdout)
+    };
+    let lines = run(&["strs=0,1,2,3", "other=0"], None);
+    let strs = lines
+        .iter()
+        .find(|l| l["name"] == "strs")
+        .expect("strs hit");
+    // Argument 0 (7) is no pointer: its read fails, and argument 1's string is still
+    // argument 1's.
+    assert_eq!(strs["strings"]["1"], "hello", "{strs}");
+    let long = strs["strings"]["2"].as_str().unwrap();
+    assert_eq!(long, "x".repeat(255), "default: 256 bytes with the NUL");
+    assert_eq!(strs["cut"], serde_json::json!([2]));
+    let errs = strs["errors"].as_array().unwrap();
+    let failed: Vec<u64> = errs.iter().map(|e| e["arg"].as_u64().unwrap()).collect();
+    assert_eq!(failed, vec![0, 3], "{strs}");
+    assert!(errs
+        .iter()
+        .all(|e| e["reason"].as_str().unwrap().contains("string read failed")));
+    let other = lines
+        .iter()
+        .find(|l| l["name"] == "other")
+        .expect("other hit");
+    assert_eq!(other["strings"]["0"], "other");
+    // Per-probe selection: strings only where asked; a longer slot keeps the whole string.
+    let lines = run(&["strs=2"], Some("1024"));
+    let strs = lines.iter().find(|l| l["name"] == "strs").unwrap();
+    assert_eq!(strs["strings"]["2"].as_str().unwrap().len(), 600);
+    assert!(
+        strs.get("cut").is_none() && strs.get("errors").is_none(),
+        "{strs}"
+    );
+    let other = lines.iter().find(|l| l["name"] == "other").unwrap();
+    assert!(other.get("strings").is_none(), "{other}");
+}
+
+fn spawn_tracer(args: &[&str]) -> (Child, BufReader<std::process::ChildStderr>) {
+    let mut t = usdtkit()
+        .arg("trace")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(t.stderr.take().unwrap());
+    // One "attached" line per target (`*` may stand for several: wait for the first).
+    let targets = args
+        .iter()
+        .take_while(|a| **a != "--")
+        .filter(|a| a.contains(':') || a.starts_with('/'))
+        .count()
+        .max(1);
+    for _ in 0..targets {
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        assert!(line.contains("attached"), "{line}");
+    }
+    (t, err)
+}
+
+fn wait_for(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    None
+}
+
+#[test]
+fn a_signal_to_the_tracer_reaches_the_command_and_its_status_comes_back() {
+    let Some(_g) = privileged() else { return };
+    let bin = demo().0.display().to_string();
+    let target = format!("{bin}:demo:tick");
+    let (mut t, mut err) = spawn_tracer(&[&target, "--", &bin, "sleep", "30"]);
+    std::thread::sleep(Duration::from_millis(200));
+    usdtkit::sys::process::signal_process(t.id(), libc::SIGTERM).unwrap();
+    let st = wait_for(&mut t, Duration::from_secs(10)).expect("trace ends after SIGTERM");
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    // The command died of the SIGTERM passed on: 128 + 15, as a shell says it.
+    assert_eq!(st.code(), Some(143), "{rest}");
+    assert!(!rest.contains("Interrupted system call"), "{rest}");
+    assert!(rest.contains("interrupted by signal 15"), "{rest}");
+    // A command that crashes: its signal, not a blanket 137.
+    let out = usdtkit()
+        .args(["trace", &target, "--", "/bin/sh", "-c", "kill -SEGV $$"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(128 + 11));
+}
+
+#[test]
+fn a_closed_output_ends_tracing_without_a_panic() {
+    let Some(_g) = privileged() else { return };
+    let bin = demo().0.display().to_string();
+    let mut t = usdtkit()
+        .args([
+            "trace",
+            &format!("{bin}:demo:tick"),
+            "--",
+            &bin,
+            "loop",
+            "3000000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(t.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("demo:tick"), "{line}");
+    drop(out);
+    let st = wait_for(&mut t, Duration::from_secs(20)).expect("trace ends");
+    let mut err = String::new();
+    t.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("the output closed"), "{err}");
+    assert_ne!(st.code(), Some(101));
+}
+
+#[test]
+fn a_failed_attach_never_runs_the_command() {
+    let Some(_g) = privileged() else { return };
+    let marker = std::env::temp_dir().join(format!("usdtkit-ran-{}", std::process::id()));
+    let out = usdtkit()
+        .args(["trace", "/nonexistent/prog", "--", "/bin/touch"])
+        .arg(&marker)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!marker.exists(), "the command ran untraced");
+    let out = usdtkit().args(["trace", "/bin/true"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no USDT probes"), "{err}");
+}
+
+/// trace_demo `wait` (or `memfd LIB`) started and ready: the child and its stdin.
+fn waiting(args: &[&str]) -> (Child, std::process::ChildStdin) {
+    let mut c = Command::new(&demo().0);
+    c.args(args);
+    ready(c)
+}
+
+/// `cmd` (running trace_demo `wait` or `memfd`) started, once it said "ready".
+fn ready(mut cmd: Command) -> (Child, std::process::ChildStdin) {
+    let mut c = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(c.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let stdin = c.stdin.take().unwrap();
+    (c, stdin)
+}
+
+#[test]
+fn pid_tracing_ends_with_the_process_and_warns_about_unmapped_files() {
+    let Some(_g) = privileged() else { return };
+    let (mut p, mut stdin) = waiting(&["wait"]);
+    let pid = p.id().to_string();
+    let bin = demo().0.display().to_string();
+    let (mut t, mut err) = spawn_tracer(&["--json", &format!("{bin}:demo:tick"), "--pid", &pid]);
+    for _ in 0..3 {
+        stdin.write_all(b"go\n").unwrap();
+    }
+    drop(stdin);
+    p.wait().unwrap();
+    let st = wait_for(&mut t, Duration::from_secs(10)).expect("trace ends with its process");
+    assert!(st.success());
+    let mut out = Vec::new();
+    t.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    let lines = json_lines(&out);
+    assert_eq!(summary(&lines)["delivered"].as_u64(), Some(3));
+    let ended = summary(&lines)["ended"].as_str().unwrap().to_string();
+    assert_eq!(ended, format!("process {pid} exited"));
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert!(!rest.contains("does not map"), "{rest}");
+    // A process that does not map the file: an error naming what it does map.
+    let (mut p, stdin) = waiting(&["wait"]);
+    let lib = demo().1.display().to_string();
+    let out = usdtkit()
+        .args(["trace", &lib, "--pid", &p.id().to_string()])
+        .output()
+        .unwrap();
+    drop(stdin);
+    p.wait().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("does not map") && err.contains(&bin), "{err}");
+}
+
+#[test]
+fn memfd_libraries_are_listed_and_traced_by_pid() {
+    let Some(_g) = privileged() else { return };
+    let lib = demo().1.display().to_string();
+    let (mut p, mut stdin) = waiting(&["memfd", &lib]);
+    let pid = p.id().to_string();
+    let list = usdtkit().args(["list", "--pid", &pid]).output().unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    assert!(
+        text.contains("/memfd:demolib") && text.contains("demolib:fire"),
+        "{text}"
+    );
+    assert!(
+        text.contains("demo:tick"),
+        "the executable is listed too: {text}"
+    );
+    // list --pid against /proc/PID/maps read here: every mapped file readelf finds notes in.
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut want = std::collections::BTreeSet::new();
+    for l in maps.lines() {
+        let f: Vec<&str> = l.splitn(6, ' ').collect();
+        let path = f.get(5).map_or("", |p| p.trim());
+        if !path.starts_with('/') {
+            continue;
+        }
+        let range = f[0];
+        let notes = Command::new("readelf")
+            .args(["-n", "--wide"])
+            .arg(format!("/proc/{pid}/map_files/{range}"))
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&notes.stdout).contains("NT_STAPSDT") {
+            want.insert(path.trim_end_matches(" (deleted)").to_string());
+        }
+    }
+    let list = usdtkit()
+        .args(["list", "--json", "--pid", &pid])
+        .output()
+        .unwrap();
+    let got: std::collections::BTreeSet<String> = json_lines(&list.stdout)
+        .iter()
+        .map(|v| {
+            let f = v["file"].as_str().unwrap();
+            f.split(" (via ").next().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(got, want);
+    let (mut t, mut err) = spawn_tracer(&["--json", "memfd:demolib", "*:demo:tick", "--pid", &pid]);
+    stdin.write_all(b"a\nb\n").unwrap();
+    drop(stdin);
+    p.wait().unwrap();
+    wait_for(&mut t, Duration::from_secs(10)).expect("trace ends");
+    let mut out = Vec::new();
+    t.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    let lines = json_lines(&out);
+    let hits: Vec<i64> = lines
+        .iter()
+        .filter(|l| l["name"] == "fire")
+        .map(|l| l["args"][0].as_i64().unwrap())
+        .collect();
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert_eq!(hits, vec![0, 1], "{}{rest}", String::from_utf8_lossy(&out));
+}
+
+#[test]
+fn paths_inside_another_mount_namespace() {
+    let Some(_g) = privileged() else { return };
+    if !common::require(
+        Command::new("unshare").arg("--version").output().is_ok(),
+        "unshare (util-linux)",
+    ) {
+        return;
+    }
+    let (bin, _) = demo();
+    let dir = bin.parent().unwrap().display().to_string();
+    // The process runs trace_demo as /mnt/usdtkit-ns/trace_demo, a path only its own mount
+    // namespace has.
+    let script = format!(
+        "mkdir -p /mnt/usdtkit-ns && mount --bind {dir} /mnt/usdtkit-ns && exec /mnt/usdtkit-ns/trace_demo wait"
+    );
+    let mut unshare = Command::new("unshare");
+    unshare.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+    let (mut p, mut stdin) = ready(unshare);
+    let pid = p.id().to_string();
+    assert!(
+        !Path::new("/mnt/usdtkit-ns/trace_demo").exists(),
+        "leaked into our namespace"
+    );
+    let (mut t, _err) = spawn_tracer(&[
+        "--json",
+        "/mnt/usdtkit-ns/trace_demo:demo:tick",
+        "--pid",
+        &pid,
+    ]);
+    stdin.write_all(b"x\n").unwrap();
+    drop(stdin);
+    p.wait().unwrap();
+    wait_for(&mut t, Duration::from_secs(10)).expect("trace ends");
+    let mut out = Vec::new();
+    t.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    assert_eq!(summary(&json_lines(&out))["delivered"].as_u64(), Some(1));
+}
+
+#[test]
+fn several_targets_and_an_output_file() {
+    let Some(_g) = privileged() else { return };
+    let (bin, lib) = demo();
+    let file = std::env::temp_dir().join(format!("usdtkit-trace-out-{}", std::process::id()));
+    let out = usdtkit()
+        .arg("trace")
+        .arg(format!("{}:demo:other", bin.display()))
+        .arg(format!("{}:demo:strs", bin.display()))
+        .arg(lib) // mapped by nobody: attached all the same
+        .args(["--json", "-o"])
+        .arg(&file)
+        .arg("--")
+        .arg(bin)
+        .arg("strings")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "hits went to stdout");
+    let lines = json_lines(&std::fs::read(&file).unwrap());
+    let names: Vec<&str> = lines.iter().filter_map(|l| l["name"].as_str()).collect();
+    assert_eq!(names, vec!["strs", "other"]);
+    std::fs::remove_file(&file).ok();
+}
+
+#[test]
+fn decode_defaults_to_this_machine() {
+    let out = usdtkit().args(["decode", "-4@%eax"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
