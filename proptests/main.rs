@@ -3,3 +3,4 @@
 mod arches;
 mod decode;
 mod elf;
+mod regressions;

@@ -84,8 +84,10 @@ struct Alloc {
     size: usize,
     /// Specs in one block.
     per_block: usize,
-    /// Ids never handed out start here.
-    next: u32,
+    /// Ids this process claimed (see [`super::registry`]) and never handed out, in order.
+    unclaimed: std::collections::VecDeque<(u32, u32)>,
+    /// Whether this process holds claims on the map (to give back with its last link).
+    claimed: bool,
     /// Ids handed out and released since.
     free: Vec<u32>,
     /// The ids in use, found by their spec's hash and bytes.
@@ -143,14 +145,26 @@ impl Alloc {
         }
     }
 
-    /// A fresh id, or `None` when all `capacity` ids are in use.
-    fn take(&mut self, capacity: u32) -> Option<u32> {
-        self.free.pop().or_else(|| {
-            (self.next < capacity).then(|| {
-                self.next += 1;
-                self.next - 1
-            })
-        })
+    /// A fresh id: a released one, else the next of the claimed ranges; `None` when both
+    /// are used up.
+    fn take(&mut self) -> Option<u32> {
+        if let Some(id) = self.free.pop() {
+            return Some(id);
+        }
+        let (first, end) = self.unclaimed.front_mut()?;
+        let id = *first;
+        *first += 1;
+        if first == end {
+            self.unclaimed.pop_front();
+        }
+        Some(id)
+    }
+
+    /// Ids `first..end` may be handed out.
+    fn add_range(&mut self, first: u32, end: u32) {
+        if first < end {
+            self.unclaimed.push_back((first, end));
+        }
     }
 
     /// Record that `id` now holds `bytes` (`size` of them, whose hash is `hash`), used once.
@@ -216,19 +230,55 @@ impl Drop for SpecLease {
         if let Some(a) = all.get_mut(&self.map_id) {
             // The map's last link (it holds every reference): forget the allocator whole
             // rather than release 50,000 ids one by one.
-            if a.refs == self.ids.len() {
-                all.remove(&self.map_id);
-                return;
+            let last = a.refs == self.ids.len();
+            if !last {
+                for &id in &self.ids {
+                    a.release(id);
+                }
             }
-            for &id in &self.ids {
-                a.release(id);
-            }
-            // The map's last link: forget it (and its blocks of specs).
-            if a.by_spec.is_empty() {
-                all.remove(&self.map_id);
+            // The map's last link: forget it (and its blocks of specs), and give its ids
+            // back to other processes.
+            if last || a.by_spec.is_empty() {
+                if let Some(a) = all.remove(&self.map_id) {
+                    if a.claimed {
+                        // Failing here leaves a claim that ends with this process.
+                        let _ = super::registry::release(self.map_id);
+                    }
+                }
             }
         }
     }
+}
+
+/// Claim more ids of the map for this process (at least one, up to `left` specs' worth and
+/// never fewer than 64) and take one.
+fn claim_more(a: &mut Alloc, maps: &SpecMaps, left: usize) -> Result<u32, String> {
+    let capacity = maps.info.max_entries;
+    let want = (left as u32).max(64);
+    let ranges = super::registry::claim(maps.info.id, capacity, want).map_err(|e| {
+        format!(
+            "claiming spec ids of __bpf_usdt_specs (map {}): {e}",
+            maps.info.id
+        )
+    })?;
+    a.claimed = true;
+    for (first, end) in ranges {
+        a.add_range(first, end);
+    }
+    a.take().ok_or_else(|| {
+        let distinct = a.by_spec.len();
+        let (others, pids) = super::registry::held_by_others(maps.info.id);
+        let mut why = format!(
+            "__bpf_usdt_specs is full ({capacity} entries, {distinct} distinct specs in use here"
+        );
+        if others > 0 {
+            why.push_str(&format!(
+                ", {others} ids held by usdtkit processes {pids:?}"
+            ));
+        }
+        why.push_str("); raise BPF_USDT_MAX_SPEC_CNT in the BPF program");
+        why
+    })
 }
 
 /// Give each of `count` specs an id, writing new specs into the map; `encode(i, buf)`
@@ -275,14 +325,12 @@ pub(crate) fn acquire(
             }
             Err(hash) => hash,
         };
-        let Some(id) = a.take(maps.info.max_entries) else {
-            let distinct = a.by_spec.len();
-            let why = format!(
-                "__bpf_usdt_specs is full ({} entries, {distinct} distinct specs in use); \
-                 raise BPF_USDT_MAX_SPEC_CNT in the BPF program",
-                maps.info.max_entries
-            );
-            return Err(fail(a, &mut lease, why));
+        let id = match a.take() {
+            Some(id) => id,
+            None => match claim_more(a, maps, count - i) {
+                Ok(id) => id,
+                Err(why) => return Err(fail(a, &mut lease, why)),
+            },
         };
         a.fill(id, &bytes, hash);
         lease.ids.push(id);
@@ -319,12 +367,16 @@ mod tests {
 
     /// Take ids for `specs` as `acquire` does, without a map.
     fn take_all(a: &mut Alloc, specs: &[&[u8]], capacity: u32) -> Option<Vec<u32>> {
+        // A fresh allocator is given ids 0..capacity, as if it had claimed them.
+        if a.unclaimed.is_empty() && a.slots.is_empty() {
+            a.add_range(0, capacity);
+        }
         let mut ids = Vec::new();
         for bytes in specs {
             match a.share(bytes) {
                 Ok(id) => ids.push(id),
                 Err(hash) => {
-                    let id = a.take(capacity)?;
+                    let id = a.take()?;
                     a.fill(id, bytes, hash);
                     ids.push(id);
                 }

@@ -28,6 +28,7 @@ pub mod semaphore;
 pub mod spec;
 
 mod maps;
+mod registry;
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -73,6 +74,17 @@ impl ProbeSelector {
             cookie,
         }
     }
+}
+
+/// A file descriptor for the loaded BPF program with kernel id `id` (another process's
+/// program, for instance, to attach through it).
+pub fn program_by_id(id: u32) -> std::io::Result<std::os::fd::OwnedFd> {
+    crate::sys::bpf::prog_fd_by_id(id)
+}
+
+/// The kernel id of the loaded BPF program `prog`.
+pub fn program_id(prog: BorrowedFd<'_>) -> std::io::Result<u32> {
+    crate::sys::bpf::prog_id(prog)
 }
 
 /// `*` matches any run of characters; everything else matches itself.

@@ -200,6 +200,43 @@ fn expand_targets(
     Ok(out)
 }
 
+/// The files attached, by the inode attached to: the kernel's uprobes stay on that inode, so
+/// a file replaced on disk (a new build, a package upgrade) is said once when seen.
+#[derive(Default)]
+struct Watched {
+    files: Vec<(PathBuf, u64, u64, bool)>,
+}
+
+impl Watched {
+    fn add(&mut self, path: &std::path::Path) {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(m) = std::fs::metadata(path) {
+            self.files
+                .push((path.to_path_buf(), m.dev(), m.ino(), false));
+        }
+    }
+
+    fn check(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        for (path, dev, ino, said) in self.files.iter_mut().filter(|f| !f.3) {
+            let now = std::fs::metadata(&*path).map(|m| (m.dev(), m.ino()));
+            if now.as_ref().ok() != Some(&(*dev, *ino)) {
+                *said = true;
+                say!(
+                    "usdtkit trace: warning: {} was replaced on disk since it was attached \
+                     ({}): processes started from the new file are not traced; run trace \
+                     again to follow it",
+                    path.display(),
+                    match now {
+                        Ok((_, new)) => format!("inode {ino}, now {new}"),
+                        Err(e) => format!("inode {ino}, now {e}"),
+                    }
+                );
+            }
+        }
+    }
+}
+
 /// The exit code a shell would show for `st`.
 fn exit_code(st: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
@@ -278,8 +315,10 @@ fn trace(a: TraceArgs) -> usdtkit::Result<ExitCode> {
         }
         _ => None,
     };
+    let mut files = Watched::default();
     for (path, provider, name) in expand_targets(&a.targets, a.pid, held.is_some())? {
         let link = rec.attach(&path, &[(&provider, &name)], pid, &strings)?;
+        files.add(link.binary());
         say!(
             "usdtkit trace: {} sites of {} attached ({} link{})",
             link.sites().len(),
@@ -307,7 +346,15 @@ fn trace(a: TraceArgs) -> usdtkit::Result<ExitCode> {
         None => None,
     };
     let start = Instant::now();
-    let (exit, ended) = follow(&mut rec, &mut out, &mut child, watch.as_ref(), &a, start)?;
+    let (exit, ended) = follow(
+        &mut rec,
+        &mut out,
+        &mut child,
+        watch.as_ref(),
+        &mut files,
+        &a,
+        start,
+    )?;
     // Hits still in the ring buffer are delivered before detaching.
     if !a.count {
         while rec.drain_each(|h| out.hit(h))? > 0 {}
@@ -336,6 +383,7 @@ fn follow(
     out: &mut Out,
     child: &mut Option<Child>,
     watch: Option<&PidWatch>,
+    files: &mut Watched,
     a: &TraceArgs,
     start: Instant,
 ) -> usdtkit::Result<(Option<i32>, String)> {
@@ -354,6 +402,7 @@ fn follow(
         let now = Instant::now();
         if now >= next_check {
             next_check = now + Duration::from_secs(1);
+            files.check();
             let s = rec.stats()?;
             if s.lost > lost {
                 say!(

@@ -53,6 +53,22 @@ pub(crate) fn prog_map_ids(prog: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
     Ok(ids)
 }
 
+/// A new file descriptor for the program with `id`.
+pub(crate) fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    // SAFETY: takes a plain integer; returns a new fd or -errno.
+    owned(unsafe { sys::bpf_prog_get_fd_by_id(id) })
+}
+
+/// The id of a loaded program.
+pub(crate) fn prog_id(prog: BorrowedFd<'_>) -> io::Result<u32> {
+    // SAFETY: bpf_prog_info is plain old data; all-zero is a valid value.
+    let mut info: sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<sys::bpf_prog_info>() as u32;
+    // SAFETY: `info` is a writable bpf_prog_info of `len` bytes.
+    check(unsafe { sys::bpf_prog_get_info_by_fd(prog.as_raw_fd(), &mut info, &mut len) })?;
+    Ok(info.id)
+}
+
 /// A new file descriptor for the map with `id`.
 pub(crate) fn map_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     // SAFETY: takes a plain integer; returns a new fd or -errno.

@@ -7,7 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -19,39 +19,8 @@ fn privileged() -> Option<std::sync::MutexGuard<'static, ()>> {
     common::require(ok, "root with BPF").then(|| SERIAL.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
-/// trace_demo and its library, built once per test binary.
 fn demo() -> &'static (PathBuf, PathBuf) {
-    static D: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    D.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/c");
-        let dir = std::env::temp_dir().join(format!("usdtkit-trace-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (bin, lib) = (dir.join("trace_demo"), dir.join("libtracedemo.so"));
-        for (out, args) in [
-            (
-                &bin,
-                vec![src.join("trace_demo.c"), "-O2".into(), "-ldl".into()],
-            ),
-            (
-                &lib,
-                vec![
-                    src.join("trace_demo_lib.c"),
-                    "-O2".into(),
-                    "-shared".into(),
-                    "-fPIC".into(),
-                ],
-            ),
-        ] {
-            let st = Command::new("cc")
-                .args(&args)
-                .arg("-o")
-                .arg(out)
-                .status()
-                .expect("cc runs");
-            assert!(st.success(), "building {}", out.display());
-        }
-        (bin, lib)
-    })
+    common::trace_demo()
 }
 
 fn usdtkit() -> Command {
@@ -325,7 +294,7 @@ fn ready(mut cmd: Command) -> (Child, std::process::ChildStdin) {
     BufReader::new(c.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert_eq!(line.trim(), "ready");
+    assert!(line.starts_with("ready"), "{line}");
     let stdin = c.stdin.take().unwrap();
     (c, stdin)
 }
@@ -513,4 +482,172 @@ fn decode_defaults_to_this_machine() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Not a test of its own: the second process of `two_processes_attaching_through_one_program_
+/// keep_their_specs`, run by it with `USDTKIT_HELPER_PROG` set. Attaches demo:strs and
+/// demo:other through that program, prints its spec ids, and holds them until stdin ends.
+#[test]
+fn second_attacher_helper() {
+    use std::os::fd::AsFd;
+    let (Ok(prog), Ok(bin)) = (
+        std::env::var("USDTKIT_HELPER_PROG"),
+        std::env::var("USDTKIT_HELPER_BIN"),
+    ) else {
+        return;
+    };
+    let fd = usdtkit::attach::program_by_id(prog.parse().unwrap()).unwrap();
+    let file = usdtkit::MappedFile::open(&bin).unwrap();
+    let usdt = file.usdt().unwrap();
+    let sels = [
+        usdtkit::attach::ProbeSelector::new("demo", "strs", 0),
+        usdtkit::attach::ProbeSelector::new("demo", "other", 0),
+    ];
+    let link = usdtkit::attach::UsdtAttacher::new(fd.as_fd())
+        .site_cookies(1_000_000)
+        .attach_file(Path::new(&bin), &file, &usdt, &sels)
+        .unwrap();
+    let ids: Vec<String> = link.sites().iter().map(|s| s.spec_id.to_string()).collect();
+    println!("IDS {}", ids.join(" "));
+    std::io::stdout().flush().unwrap();
+    let mut rest = String::new();
+    std::io::stdin().read_to_string(&mut rest).unwrap();
+}
+
+#[test]
+fn two_processes_attaching_through_one_program_keep_their_specs() {
+    let Some(_g) = privileged() else { return };
+    use usdtkit::recorder::{ArgValue, Recorder, RecorderOptions};
+    let bin = demo().0.clone();
+    let path = bin.to_str().unwrap();
+    let mut storage = std::mem::MaybeUninit::uninit();
+    let mut rec = Recorder::load(&mut storage, RecorderOptions::default()).unwrap();
+    let mine: Vec<u32> = rec
+        .attach(path, &[("demo", "tick")], -1, &[])
+        .unwrap()
+        .sites()
+        .iter()
+        .map(|s| s.spec_id)
+        .collect();
+    let prog = usdtkit::attach::program_id(rec.multi_program_fd()).unwrap();
+    let mut helper = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "second_attacher_helper",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("USDTKIT_HELPER_PROG", prog.to_string())
+        .env("USDTKIT_HELPER_BIN", path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(helper.stdout.take().unwrap());
+    let theirs: Vec<u32> = loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "the helper ended without its ids"
+        );
+        // libtest prints it after "test second_attacher_helper ... ".
+        if let Some((_, ids)) = line.split_once("IDS ") {
+            break ids.split_whitespace().map(|i| i.parse().unwrap()).collect();
+        }
+    };
+    assert!(!theirs.is_empty());
+    assert!(
+        mine.iter().all(|i| !theirs.contains(i)),
+        "shared ids: ours {mine:?}, theirs {theirs:?}"
+    );
+    // Attached after the other process: still apart from its ids.
+    let more: Vec<u32> = rec
+        .attach(path, &[("demo", "other")], -1, &[])
+        .unwrap()
+        .sites()
+        .iter()
+        .map(|s| s.spec_id)
+        .collect();
+    assert!(
+        more.iter().all(|i| !theirs.contains(i)),
+        "{more:?} {theirs:?}"
+    );
+    let fire = |rec: &mut Recorder<'_>| {
+        for mode in [&["loop", "3"][..], &["strings"]] {
+            assert!(Command::new(&bin).args(mode).status().unwrap().success());
+        }
+        let hits = rec.poll(Duration::from_millis(200)).unwrap();
+        let ticks: Vec<&Vec<ArgValue>> = hits
+            .iter()
+            .filter(|h| &*h.name == "tick")
+            .map(|h| &h.args)
+            .collect();
+        assert_eq!(ticks.len(), 3, "{hits:?}");
+        for (i, args) in ticks.iter().enumerate() {
+            assert_eq!(
+                **args,
+                vec![ArgValue::Int(i as i128), ArgValue::Int(2 * i as i128)]
+            );
+        }
+        let other: Vec<&Vec<ArgValue>> = hits
+            .iter()
+            .filter(|h| &*h.name == "other")
+            .map(|h| &h.args)
+            .collect();
+        assert_eq!(other.len(), 1);
+        assert!(
+            matches!(other[0][..], [ArgValue::Int(p)] if p > 0),
+            "{other:?}"
+        );
+    };
+    fire(&mut rec);
+    // The other process detaches (ends): ours read right still.
+    drop(helper.stdin.take());
+    assert!(helper.wait().unwrap().success());
+    fire(&mut rec);
+}
+
+#[test]
+fn a_fifo_is_refused_at_once() {
+    let dir = std::env::temp_dir().join(format!("usdtkit-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo");
+    std::fs::remove_file(&fifo).ok();
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let t = Instant::now();
+    let out = usdtkit().arg("list").arg(&fifo).output().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "list blocked on a FIFO"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("FIFO"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_target_replaced_on_disk_is_reported() {
+    let Some(_g) = privileged() else { return };
+    let dir = std::env::temp_dir().join(format!("usdtkit-replace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let target = dir.join("prog");
+    std::fs::copy(&demo().0, &target).unwrap();
+    let t = format!("{}:demo:tick", target.display());
+    let (mut tracer, mut err) = spawn_tracer(&[&t]);
+    // A new build put in place as installers do: written aside, then renamed over.
+    let aside = dir.join("prog.new");
+    std::fs::copy(&demo().0, &aside).unwrap();
+    std::fs::rename(&aside, &target).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    usdtkit::sys::process::signal_process(tracer.id(), libc::SIGINT).unwrap();
+    wait_for(&mut tracer, Duration::from_secs(10)).expect("trace ends on SIGINT");
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("was replaced on disk"), "{rest}");
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -74,6 +74,40 @@ pub(crate) fn probes_json(sel: &Selection) -> String {
 
 /// Run a command speaking the protocol on one fixture. With `raw_u64`, integers are the
 /// argument's raw 64 bits and are interpreted here per the note's signedness.
+/// One hit line of the protocol (`{"probe": "provider:name", "args": [...]}`), or `None`
+/// for a line that is not one. `signs(provider, name)` gives the signedness of each argument
+/// (for peers that print raw 64-bit values).
+pub fn parse_hit(
+    line: &str,
+    raw_u64: bool,
+    signs: &dyn Fn(&str, &str) -> Vec<bool>,
+) -> Option<ObservedHit> {
+    let v = serde_json::from_str::<serde_json::Value>(line).ok()?;
+    let key = v["probe"].as_str().unwrap_or_default();
+    let (p, n) = key.split_once(':').unwrap_or((key, ""));
+    let signs = signs(p, n);
+    let args = v["args"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .enumerate()
+                .map(
+                    |(i, x)| match (raw_u64, x.get("int").and_then(|v| v.as_u64())) {
+                        (true, Some(raw)) => as_value(raw, signs.get(i).copied().unwrap_or(false)),
+                        _ => observed(x),
+                    },
+                )
+                .collect::<Vec<Observed>>()
+        })
+        .unwrap_or_default();
+    Some(ObservedHit {
+        provider: p.into(),
+        name: n.into(),
+        pc: None,
+        args,
+    })
+}
+
 pub(crate) fn run_protocol(
     dir: &Path,
     fx: &Fixture,
@@ -110,37 +144,14 @@ pub(crate) fn run_protocol(
     let (lines, failed) = peer.stop_reporting();
     run.failure = failed;
     for line in lines {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
+        let signs = |p: &str, n: &str| -> Vec<bool> {
+            sel.get(p, n)
+                .map(|w| w.probe.args.iter().map(|a| a.signed).collect())
+                .unwrap_or_default()
         };
-        let key = v["probe"].as_str().unwrap_or_default();
-        let (p, n) = key.split_once(':').unwrap_or((key, ""));
-        let signs: Vec<bool> = sel
-            .get(p, n)
-            .map(|w| w.probe.args.iter().map(|a| a.signed).collect())
-            .unwrap_or_default();
-        let args = v["args"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .enumerate()
-                    .map(
-                        |(i, x)| match (raw_u64, x.get("int").and_then(|v| v.as_u64())) {
-                            (true, Some(raw)) => {
-                                as_value(raw, signs.get(i).copied().unwrap_or(false))
-                            }
-                            _ => observed(x),
-                        },
-                    )
-                    .collect::<Vec<Observed>>()
-            })
-            .unwrap_or_default();
-        run.hits.push(ObservedHit {
-            provider: p.into(),
-            name: n.into(),
-            pc: None,
-            args,
-        });
+        if let Some(hit) = parse_hit(&line, raw_u64, &signs) {
+            run.hits.push(hit);
+        }
     }
     Ok(run)
 }

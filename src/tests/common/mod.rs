@@ -128,3 +128,46 @@ pub fn quick_corpus(name: &str, seed: u64) -> (std::path::PathBuf, usdtkit::gen:
     let m = usdtkit::gen::generate(&opts).expect("quick corpus builds");
     (out, m)
 }
+
+/// fixtures/c/trace_demo.c (with trace_demo_sem.c) and its library trace_demo_lib.c, built
+/// once per test binary with the system's C compiler: (program, library).
+pub fn trace_demo() -> &'static (std::path::PathBuf, std::path::PathBuf) {
+    static D: std::sync::OnceLock<(std::path::PathBuf, std::path::PathBuf)> =
+        std::sync::OnceLock::new();
+    D.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/c");
+        let dir = std::env::temp_dir().join(format!("usdtkit-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (bin, lib) = (dir.join("trace_demo"), dir.join("libtracedemo.so"));
+        let builds: [(&std::path::PathBuf, Vec<std::ffi::OsString>); 2] = [
+            (
+                &bin,
+                vec![
+                    src.join("trace_demo.c").into(),
+                    src.join("trace_demo_sem.c").into(),
+                    "-O2".into(),
+                    "-ldl".into(),
+                ],
+            ),
+            (
+                &lib,
+                vec![
+                    src.join("trace_demo_lib.c").into(),
+                    "-O2".into(),
+                    "-shared".into(),
+                    "-fPIC".into(),
+                ],
+            ),
+        ];
+        for (out, args) in builds {
+            let st = Command::new("cc")
+                .args(&args)
+                .arg("-o")
+                .arg(out)
+                .status()
+                .expect("cc runs");
+            assert!(st.success(), "building {}", out.display());
+        }
+        (bin, lib)
+    })
+}
