@@ -116,13 +116,23 @@ struct Locked {
 
 impl Locked {
     fn open(map_id: u32) -> io::Result<Self> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path(map_id))?;
-        crate::sys::lock_exclusive(&file)?;
+        use std::os::unix::fs::MetadataExt;
+        let path = path(map_id);
+        let mut file = loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)?;
+            crate::sys::lock_exclusive(&file)?;
+            // The last process to give its claims back removes the file: a lock taken on a
+            // file removed meanwhile guards nothing, so open it again.
+            let (locked, named) = (file.metadata()?, std::fs::metadata(&path));
+            if named.is_ok_and(|n| n.ino() == locked.ino() && n.dev() == locked.dev()) {
+                break file;
+            }
+        };
         let mut text = String::new();
         file.read_to_string(&mut text)?;
         Ok(Locked {
@@ -142,6 +152,7 @@ impl Locked {
 /// first; claims of ended processes are dropped first. Returns the ranges claimed (none when
 /// every id is held).
 pub(crate) fn claim(map_id: u32, capacity: u32, want: u32) -> io::Result<Vec<(u32, u32)>> {
+    sweep(map_id);
     let mut l = Locked::open(map_id)?;
     l.claims.retain(alive_claim);
     let me = me();
@@ -162,6 +173,33 @@ pub(crate) fn claim(map_id: u32, capacity: u32, want: u32) -> io::Result<Vec<(u3
     }
     l.save()?;
     Ok(got)
+}
+
+/// Remove the claim files of maps that no longer exist (their claimers were killed before
+/// giving their claims back; the ids of a map that is gone mean nothing).
+fn sweep(except: u32) {
+    let Ok(dir) = std::fs::read_dir(dir()) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let Some(id) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("specs-"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let gone = id != except
+            && crate::sys::bpf::map_fd_by_id(id)
+                .is_err_and(|e| e.kind() == io::ErrorKind::NotFound);
+        if gone {
+            if let Ok(l) = Locked::open(id) {
+                std::fs::remove_file(path(id)).ok();
+                drop(l);
+            }
+        }
+    }
 }
 
 /// How many ids of `map_id` other live processes hold, and which processes.
@@ -190,8 +228,10 @@ pub(crate) fn release(map_id: u32) -> io::Result<()> {
     let mut l = Locked::open(map_id)?;
     let me = me();
     l.claims.retain(|c| c.owner != me && alive_claim(c));
-    // The file stays, empty or not: a process waiting on its lock must find the one it
-    // opened still in place.
+    if l.claims.is_empty() {
+        // Removed while locked; a process waiting on the lock sees that and opens anew.
+        return std::fs::remove_file(path(map_id));
+    }
     l.save()
 }
 
@@ -244,6 +284,10 @@ mod tests {
         let left = parse(&std::fs::read_to_string(path(map_id)).unwrap());
         assert_eq!(left.len(), 1);
         assert_eq!((left[0].first, left[0].end), (15, 20));
-        std::fs::remove_file(path(map_id)).ok();
+        // The last claims given back remove the file.
+        std::fs::write(path(map_id), "").unwrap();
+        assert_eq!(claim(map_id, 1000, 1).unwrap(), [(0, 1)]);
+        release(map_id).unwrap();
+        assert!(!path(map_id).exists());
     }
 }
