@@ -19,6 +19,9 @@
 //! # Ok::<(), usdtkit::Error>(())
 //! ```
 #![warn(missing_docs)]
+// Every system call and every `unsafe` block lives in `sys` (and the generated skeleton).
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod arch;
 pub mod arg;

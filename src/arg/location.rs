@@ -95,6 +95,7 @@ impl Extend {
 
 /// Where an argument's value is, once decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Location {
     /// An immediate (`$-5`). The value is as written; readers truncate it to the size.
     Const(i64),

@@ -2,6 +2,7 @@
 //! the reason it is sound. `bpf` wraps the bpf(2) commands usdtkit uses (through libbpf's
 //! thin syscall wrappers), `perf` the uprobe PMU's perf_event_open(2), `text`
 //! the one conversion of bytes to `str` that skips validation (proven ASCII by its own scan).
+#![allow(unsafe_code)]
 
 pub(crate) mod bpf;
 pub mod held;

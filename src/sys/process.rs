@@ -103,9 +103,8 @@ impl PidWatch {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: the kernel just returned this fd to us; nothing else owns it.
-        Ok(PidWatch {
-            fd: unsafe { OwnedFd::from_raw_fd(fd as RawFd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        Ok(PidWatch { fd })
     }
 
     /// Whether the process has exited.
