@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Compare this working tree with another revision, benchmark by benchmark, in one run: both
+# are built (separate target directories, one build at a time), then each benchmark runs
+# alternately on the two builds, round after round (the order swapped every round), and
+# new ÷ old is reported per benchmark as the median over the rounds with its spread.
+# On a noisy 2-core machine only builds measured side by side like this compare; a saved
+# baseline from another day does not.
+# Needs root (attach and per-hit benchmarks).
+# Usage: ci/bench.sh [BASE_REV] [--rounds N] [--json]   (BASE_REV default: HEAD; N: 8)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+base=HEAD
+rounds=8
+json=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --rounds) rounds=$2; shift 2 ;;
+    --json) json=1; shift ;;
+    -*) echo "bench: unknown option $1" >&2; exit 2 ;;
+    *) base=$1; shift ;;
+  esac
+done
+
+rev=$(git rev-parse --short "$base")
+old_src=target/bench-base/src-$rev
+old_target=target/bench-base/target
+if [ ! -d "$old_src" ]; then
+  mkdir -p "$old_src"
+  git archive "$rev" | tar -x -C "$old_src"
+fi
+echo "bench: building $rev (old) and the working tree (new)" >&2
+(cd "$old_src" && CARGO_TARGET_DIR="$PWD/../target" cargo build --release --quiet)
+cargo build --release --quiet
+old=$old_target/release/usdtkit
+new=target/release/usdtkit
+
+exec python3 - "$old" "$new" "$rounds" "$json" "$rev" <<'EOF'
+import json, statistics, subprocess, sys
+old, new, rounds, as_json, rev = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
+
+def run(binary, args):
+    out = subprocess.run([binary, *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        return None
+    return json.loads(out.stdout)
+
+def pick(rows, **want):
+    for r in rows:
+        if all(r.get(k) == v for k, v in want.items()):
+            return r
+    return None
+
+# name, command, how to get the figure (smaller is better) from its JSON
+BENCHES = [
+    ("parse generated-10000 (us)", ["bench", "parse", "--only", "generated-10000", "--rounds", "5", "--json"],
+     lambda j: j[0]["usdtkit_us"]),
+    ("parse python3.11 (us)", ["bench", "parse", "--only", "python3.11", "--rounds", "5", "--json"],
+     lambda j: j[0]["usdtkit_us"]),
+    ("attach 1000 sites, first in process (ms)", ["bench", "attach", "--sites", "1000", "--probes", "100", "--impl", "usdtkit", "--json"],
+     lambda j: pick(j, implementation="usdtkit")["attach_ms"]),
+    ("detach 1000 sites (ms)", ["bench", "attach", "--sites", "1000", "--probes", "100", "--impl", "usdtkit", "--json"],
+     lambda j: pick(j, implementation="usdtkit")["detach_ms"]),
+    ("attach 50000 sites, first in process (ms)", ["bench", "attach", "--sites", "50000", "--probes", "1000", "--impl", "usdtkit", "--json"],
+     lambda j: pick(j, implementation="usdtkit")["attach_ms"]),
+    ("attach 1000 sites, 16 processes (ms)", ["bench", "attach", "--sites", "1000", "--probes", "100", "--procs", "16", "--impl", "usdtkit", "--json"],
+     lambda j: pick(j, implementation="usdtkit")["attach_ms"]),
+    ("per hit, int3 site (ns)", ["bench", "hits", "--iterations", "200000", "--json"],
+     lambda j: pick(j, implementation="usdtkit", site="nop")["ns_per_hit"]),
+    ("trace 500000 hits, JSON to a file (s)", ["bench", "trace", "--iterations", "500000", "--json"],
+     lambda j: pick(j, tool="usdtkit", mode="JSON to a file")["seconds"]),
+]
+
+results = []
+for name, args, figure in BENCHES:
+    ratios, olds, news, missing = [], [], [], None
+    for r in range(rounds):
+        order = [(old, olds), (new, news)] if r % 2 == 0 else [(new, news), (old, olds)]
+        got = {}
+        for binary, into in order:
+            j = run(binary, args)
+            try:
+                v = figure(j) if j is not None else None
+            except (KeyError, IndexError, TypeError):
+                v = None
+            if v is None:
+                missing = "old" if binary == old else "new"
+                break
+            into.append(v)
+            got[binary] = v
+        if missing:
+            break
+        ratios.append(got[new] / got[old])
+    if missing:
+        results.append({"benchmark": name, "error": f"not measurable on the {missing} build"})
+        print(f"bench: {name}: not measurable on the {missing} build", file=sys.stderr)
+        continue
+    med = statistics.median(ratios)
+    mad = statistics.median(abs(x - med) for x in ratios)
+    # A change beyond the spread: every round on the same side of 1 (a sign test: by chance
+    # 2 in 2^rounds) and the median off 1 by more than 3%.
+    flagged = (min(ratios) > 1 or max(ratios) < 1) and abs(med - 1) > 0.03
+    results.append({"benchmark": name, "rounds": rounds, "ratio_median": med, "ratio_min": min(ratios),
+                    "ratio_max": max(ratios), "ratio_mad": mad, "old_median": statistics.median(olds),
+                    "new_median": statistics.median(news), "flagged": flagged})
+    print(f"bench: {name}: {med:.3f}", file=sys.stderr)
+
+if as_json:
+    print(json.dumps({"base": rev, "results": results}))
+    sys.exit(0)
+print(f"new (working tree) ÷ old ({rev}), {rounds} alternating rounds per benchmark")
+print(f"{'benchmark':<44} {'old':>10} {'new':>10} {'new÷old':>8} {'min':>6} {'max':>6}  flag")
+for r in results:
+    if "error" in r:
+        print(f"{r['benchmark']:<44} {r['error']}")
+        continue
+    print(f"{r['benchmark']:<44} {r['old_median']:>10.2f} {r['new_median']:>10.2f} {r['ratio_median']:>8.3f} "
+          f"{r['ratio_min']:>6.3f} {r['ratio_max']:>6.3f}  {'CHANGED' if r['flagged'] else ''}")
+EOF
