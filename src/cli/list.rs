@@ -61,16 +61,30 @@ fn of_process(pid: u32, paths: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf)>, St
 pub(super) fn probed_objects(pid: u32) -> Result<Vec<(String, PathBuf)>, String> {
     let objects = usdtkit::procmaps::objects(pid)
         .map_err(|e| format!("process {pid}: reading its mappings: {e}"))?;
-    Ok(objects
-        .into_iter()
-        .filter(|o| {
-            MappedFile::open(&o.open_path)
-                .ok()
-                .and_then(|m| m.usdt().ok().map(|u| u.probes().next().is_some()))
-                .unwrap_or(false)
-        })
-        .map(|o| (o.path, o.open_path))
-        .collect())
+    let mut out = Vec::new();
+    for o in objects {
+        let probed = MappedFile::open(&o.open_path).and_then(|m| {
+            let has = m.usdt()?.probes().next().is_some();
+            Ok(has)
+        });
+        match probed {
+            Ok(true) => out.push((o.path, o.open_path)),
+            Ok(false) => {}
+            Err(_) if !is_elf(&o.open_path) => {}
+            // A damaged ELF file the process maps: said, not passed over.
+            Err(e) => eprintln!("usdtkit: process {pid}: {} left out: {e}", o.path),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the file starts with the ELF magic.
+fn is_elf(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| magic == *b"\x7fELF")
 }
 
 /// List the probes of `paths` (or of the files process `pid` maps); returns false when
@@ -104,11 +118,9 @@ pub(super) fn run(paths: &[PathBuf], pid: Option<u32>, json: bool) -> bool {
         };
         let usdt = match mapped.usdt() {
             Ok(u) => u,
-            Err(e) if only_probed => {
-                // Not an ELF file (a locale archive, a font): nothing to list.
-                let _ = e;
-                continue;
-            }
+            // Not an ELF file (a locale archive, a font): nothing to list. A damaged ELF
+            // file is reported like any other.
+            Err(_) if only_probed && !is_elf(open) => continue,
             Err(e) => {
                 ok = false;
                 report_unreadable(&mut out, path, &e, json);

@@ -91,13 +91,15 @@ impl Out {
         if self.json {
             let v = json!({"summary": {
                 "delivered": s.delivered, "lost": s.stats.lost, "seen": s.stats.hits,
-                "uncounted": s.stats.uncounted, "seconds": s.seconds, "exit": s.exit,
+                "uncounted": s.stats.uncounted, "malformed": s.stats.malformed,
+                "foreign": s.stats.foreign, "seconds": s.seconds, "exit": s.exit,
                 "ended": s.ended,
             }});
             self.emit(|w| writeln!(w, "{v}"));
             self.flush();
         }
-        if !self.json || !self.to_stdout || s.stats.lost > 0 || s.stats.uncounted > 0 {
+        let st = &s.stats;
+        if !self.json || !self.to_stdout || st.lost + st.uncounted + st.malformed + st.foreign > 0 {
             say!("usdtkit trace: {}", s.text());
         }
     }
@@ -140,6 +142,18 @@ impl Summary {
             ));
         } else {
             s.push_str("; none lost");
+        }
+        if self.stats.malformed > 0 {
+            s.push_str(&format!(
+                "; {} records MALFORMED (shorter than their header says) and not shown",
+                self.stats.malformed
+            ));
+        }
+        if self.stats.foreign > 0 {
+            s.push_str(&format!(
+                "; {} hits of links another process made through the same program, not shown",
+                self.stats.foreign
+            ));
         }
         if self.stats.uncounted > 0 {
             s.push_str(&format!(

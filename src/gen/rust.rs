@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use super::csrc::{HitSpec, Object};
 use super::manifest::{Expected, Fixture};
 use super::rng::Rng;
-use super::value::{CType, Value};
+use super::value::{CType, Value, INTS};
 use crate::error::{Error, Result};
 
 const PROBE_TOML: &str = include_str!("../../fixtures/rust/probe/Cargo.toml");
@@ -150,18 +150,8 @@ pub fn probe_program(rng: &mut Rng) -> Program {
         hits: Vec::new(),
         semaphore: false,
     };
-    let ints = [
-        CType::I8,
-        CType::U8,
-        CType::I16,
-        CType::U16,
-        CType::I32,
-        CType::U32,
-        CType::I64,
-        CType::U64,
-    ];
     // Every integer type, at one site.
-    let vals: Vec<(i128, CType)> = ints
+    let vals: Vec<(i128, CType)> = INTS
         .iter()
         .map(|&t| match Value::random(rng, t) {
             Value::Int(_, v) => (v, t),

@@ -70,6 +70,11 @@ pub struct RecorderStats {
     pub lost: u64,
     /// Count mode: hits not counted because the count table was full.
     pub uncounted: u64,
+    /// Records read but not handed over: shorter than their header says (none expected).
+    pub malformed: u64,
+    /// Records naming a site this recorder did not attach: hits of links another process
+    /// made through the same loaded program (theirs to read, not ours).
+    pub foreign: u64,
 }
 
 /// Count mode: hits of one site by one process.
@@ -187,6 +192,8 @@ pub struct Recorder<'obj> {
     /// The hit handed to callers, refilled from record to record.
     hit: Hit,
     str_len: usize,
+    /// Records skipped by [`Recorder::poll_each`]: (malformed, foreign).
+    skipped: (u64, u64),
     skel: RecorderSkel<'obj>,
 }
 
@@ -278,6 +285,7 @@ impl<'obj> Recorder<'obj> {
             taken: Rc::default(),
             hit: Hit::default(),
             str_len: str_len as usize,
+            skipped: (0, 0),
             ring: None,
         })
     }
@@ -373,6 +381,8 @@ impl<'obj> Recorder<'obj> {
             hits: self.stat(0)?,
             lost: self.stat(1)?,
             uncounted: self.stat(2)?,
+            malformed: self.skipped.0,
+            foreign: self.skipped.1,
         })
     }
 
@@ -492,8 +502,8 @@ impl<'obj> Recorder<'obj> {
         Ok(v)
     }
 
-    /// Read the records taken so far; records naming no site this recorder attached are
-    /// skipped (they cannot come from its links).
+    /// Read the records taken so far; malformed records and records naming no site this
+    /// recorder attached are skipped and counted ([`RecorderStats`]).
     fn read_taken(&mut self, f: &mut impl FnMut(&Hit)) -> usize {
         let taken = Rc::clone(&self.taken);
         let mut t = taken.borrow_mut();
@@ -504,6 +514,7 @@ impl<'obj> Recorder<'obj> {
             let rec = &t[o + 4..o + 4 + len];
             o = (o + 4 + len).next_multiple_of(4);
             let Some(h) = event::header(rec, self.str_len) else {
+                self.skipped.0 += 1;
                 continue;
             };
             let site = if self.opts.libbpf {
@@ -511,10 +522,13 @@ impl<'obj> Recorder<'obj> {
             } else {
                 self.sites.get(h.cookie as usize)
             };
-            if let Some(site) = site {
-                event::fill(&mut hit, rec, &h, site, self.str_len);
-                f(&hit);
-                n += 1;
+            match site {
+                Some(site) => {
+                    event::fill(&mut hit, rec, &h, site, self.str_len);
+                    f(&hit);
+                    n += 1;
+                }
+                None => self.skipped.1 += 1,
             }
         }
         t.clear();

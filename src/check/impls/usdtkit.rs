@@ -104,7 +104,14 @@ pub fn run(
         return Err(e);
     }
     hits.extend(rec.poll(Duration::from_millis(50))?);
-    let lost = rec.stats()?.lost;
+    let stats = rec.stats()?;
+    let lost = stats.lost;
+    if stats.malformed > 0 {
+        notes.push(format!(
+            "{} recorder records malformed and not judged",
+            stats.malformed
+        ));
+    }
     if !status.success() {
         return Err(crate::Error::Invalid(format!(
             "{} exited with {status}",
