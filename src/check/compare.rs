@@ -293,31 +293,17 @@ mod tests {
     }
 
     fn fixture(hits: Vec<(&str, Vec<Expected>)>) -> Fixture {
-        Fixture {
-            name: "f".into(),
-            binary: "b".into(),
-            libraries: vec![],
-            sources: vec![],
-            compiler: "gcc".into(),
-            compiler_version: String::new(),
-            flags: vec![],
-            emitter: None,
-            linker: None,
-            arch: "x86_64".into(),
-            args: vec![],
-            runnable: true,
-            emulator: None,
-            hits: hits
-                .into_iter()
-                .map(|(n, args)| Hit {
-                    provider: "p".into(),
-                    name: n.into(),
-                    object: "b".into(),
-                    semaphore: false,
-                    args,
-                })
-                .collect(),
-        }
+        let hits = hits
+            .into_iter()
+            .map(|(n, args)| Hit {
+                provider: "p".into(),
+                name: n.into(),
+                object: "b".into(),
+                semaphore: false,
+                args,
+            })
+            .collect();
+        Fixture::for_tests("b", hits)
     }
 
     fn obs(n: &str, args: Vec<Observed>) -> ObservedHit {

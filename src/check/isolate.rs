@@ -427,22 +427,7 @@ mod tests {
                     .collect(),
             })
             .collect();
-        let fx = Fixture {
-            name: "f".into(),
-            binary: "prog".into(),
-            libraries: vec![],
-            sources: vec![],
-            compiler: "cc".into(),
-            compiler_version: String::new(),
-            flags: vec![],
-            emitter: None,
-            linker: None,
-            arch: "x86_64".into(),
-            args: vec![],
-            runnable: true,
-            emulator: None,
-            hits,
-        };
+        let fx = Fixture::for_tests("prog", hits);
         (fx, shapes)
     }
 

@@ -157,6 +157,29 @@ impl IntValue {
     }
 }
 
+#[cfg(test)]
+impl Fixture {
+    /// A runnable x86-64 fixture `f` of executable `binary` with `hits`, for unit tests.
+    pub(crate) fn for_tests(binary: &str, hits: Vec<Hit>) -> Fixture {
+        Fixture {
+            name: "f".into(),
+            binary: binary.into(),
+            libraries: vec![],
+            sources: vec![],
+            compiler: "cc".into(),
+            compiler_version: String::new(),
+            flags: vec![],
+            emitter: None,
+            linker: None,
+            arch: "x86_64".into(),
+            args: vec![],
+            runnable: true,
+            emulator: None,
+            hits,
+        }
+    }
+}
+
 impl Manifest {
     /// Read `DIR/manifest.json`.
     pub fn load(dir: &Path) -> Result<Self> {

@@ -295,14 +295,7 @@ pub fn usdt_program(rng: &mut Rng) -> Program {
         ctype: rust_type(t).into(),
     };
     // ints(int8_t, uint8_t, int16_t, uint16_t, int32_t, uint32_t): each at its own width.
-    let six = [
-        CType::I8,
-        CType::U8,
-        CType::I16,
-        CType::U16,
-        CType::I32,
-        CType::U32,
-    ];
+    let six = &INTS[..6];
     let vals: Vec<(i128, CType)> = six.iter().map(|&t| (int(rng, t), t)).collect();
     let _ = writeln!(
         e.body,
