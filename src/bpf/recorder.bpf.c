@@ -254,7 +254,7 @@ static __always_inline int record(struct pt_regs *ctx, int sleepable)
 		/* The pointer is taken back from the record: indexing `vals` by i would make
 		 * the verifier track i, hence mask and err_mask, exactly. */
 		if (bpf_dynptr_read(&src, sizeof(src), &rec, sizeof(*h) + i * 8, 0))
-			continue;
+			src = 0;	/* the slot then says the read failed (EFAULT) */
 		read_str(&rec, base + k * slot, i, src, sleepable);
 	}
 	bpf_ringbuf_submit_dynptr(&rec, 0);

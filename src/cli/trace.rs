@@ -332,6 +332,9 @@ fn trace(a: TraceArgs) -> usdtkit::Result<ExitCode> {
         if held.is_none() {
             warn_aliases(link.binary(), pid > 0);
         }
+        for w in rec.take_warnings() {
+            say!("usdtkit trace: warning: {w}");
+        }
     }
     let mut child = match held.take() {
         Some(mut h) => {

@@ -194,6 +194,8 @@ pub struct Recorder<'obj> {
     str_len: usize,
     /// Records skipped by [`Recorder::poll_each`]: (malformed, foreign).
     skipped: (u64, u64),
+    /// What attaching noticed that the caller should hear (see [`Recorder::take_warnings`]).
+    warnings: Vec<String>,
     skel: RecorderSkel<'obj>,
 }
 
@@ -286,6 +288,7 @@ impl<'obj> Recorder<'obj> {
             hit: Hit::default(),
             str_len: str_len as usize,
             skipped: (0, 0),
+            warnings: Vec::new(),
             ring: None,
         })
     }
@@ -336,6 +339,7 @@ impl<'obj> Recorder<'obj> {
         let args = share_args(link.sites().iter().map(|s| &by_pc[&s.pc].args));
         self.sites.reserve(link.sites().len());
         for (s, args) in link.sites().iter().zip(args) {
+            let nargs = args.len();
             self.sites.push(SiteInfo {
                 object: Arc::clone(&object),
                 provider: Arc::clone(&s.provider),
@@ -345,6 +349,19 @@ impl<'obj> Recorder<'obj> {
                 unreadable: s.unreadable.clone(),
             });
             let mask = StringArgs::mask(strings, &s.provider, &s.name);
+            // A string asked of an argument the site does not have is said, not dropped.
+            for i in (nargs..MAX_ARGS).filter(|i| mask & (1 << i) != 0) {
+                let w = format!(
+                    "{}: probe {}:{} has {} arguments: no string for argument {i}",
+                    object.display(),
+                    s.provider,
+                    s.name,
+                    nargs
+                );
+                if !self.warnings.contains(&w) {
+                    self.warnings.push(w);
+                }
+            }
             if mask != 0 {
                 self.skel
                     .maps
@@ -422,6 +439,12 @@ impl<'obj> Recorder<'obj> {
             }
         }
         Ok(out)
+    }
+
+    /// What attaching noticed since the last call: strings asked of arguments a probe
+    /// does not have.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     /// Every link held.

@@ -169,6 +169,24 @@ fn strings_are_read_per_argument_cut_marked_and_errors_named() {
     );
     let other = lines.iter().find(|l| l["name"] == "other").unwrap();
     assert!(other.get("strings").is_none(), "{other}");
+    // A string asked of an argument the probe does not have is said.
+    let out = usdtkit()
+        .args([
+            "trace",
+            &format!("{}:demo:other", bin.display()),
+            "--str",
+            "0,3",
+            "--",
+        ])
+        .arg(bin)
+        .arg("strings")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("has 1 arguments: no string for argument 3"),
+        "{err}"
+    );
 }
 
 fn spawn_tracer(args: &[&str]) -> (Child, BufReader<std::process::ChildStderr>) {
