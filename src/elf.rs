@@ -11,8 +11,12 @@ use object::{Endianness, FileKind, SectionIndex, SymbolIndex};
 use crate::error::{Error, Result};
 
 /// Byte order of a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum ByteOrder {
     /// Least significant byte first.
     Little,

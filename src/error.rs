@@ -52,7 +52,9 @@ pub enum Error {
         /// What went wrong.
         cause: String,
     },
-    /// An external command (a compiler, a peer tool) failed.
+    /// An external command (a compiler, a peer tool) failed. Harness API.
+    #[cfg(feature = "harness")]
+    #[doc(hidden)]
     #[error("{command}: {detail}")]
     Command {
         /// The command as run.

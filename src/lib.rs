@@ -18,27 +18,71 @@
 //! }
 //! # Ok::<(), usdtkit::Error>(())
 //! ```
+//!
+//! ## Features
+//!
+//! With `default-features = false` the crate is the pure-Rust reader and decoder above: no C
+//! compiler, no `-sys` crate. The rest is optional:
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `serde` | `Serialize` for the public types |
+//! | `attach` | [`attach`]: a loaded BPF program attached to probes, libbpf's `usdt.bpf.h` ABI |
+//! | `libbpf-rs` | [`attach::UsdtAttacher::for_program`] for libbpf-rs programs (C libbpf) |
+//! | `recorder` | [`recorder`]: usdtkit's own BPF program and its hits (build needs clang) |
+//! | `harness` | `gen`, `check`, `bench`, `synth`: the project's test harness, not semver-stable |
+//! | `cli` (default) | the `usdtkit` command |
 #![warn(missing_docs)]
 // Every system call and every `unsafe` block lives in `sys` (and the generated skeleton).
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod arch;
 pub mod arg;
-pub mod attach;
-pub mod bench;
-pub mod check;
 pub mod elf;
 pub mod error;
-pub mod gen;
 pub mod note;
 pub mod probe;
 pub mod procmaps;
+
+#[cfg(feature = "attach")]
+#[cfg_attr(docsrs, doc(cfg(feature = "attach")))]
+pub mod attach;
+#[cfg(feature = "recorder")]
+#[cfg_attr(docsrs, doc(cfg(feature = "recorder")))]
 pub mod recorder;
+
+/// Harness API: benchmark drivers (`usdtkit bench`). Not covered by semver.
+#[cfg(feature = "harness")]
+#[cfg_attr(docsrs, doc(cfg(feature = "harness")))]
+pub mod bench;
+/// Harness API: the conformance checker (`usdtkit check`). Not covered by semver.
+#[cfg(feature = "harness")]
+#[cfg_attr(docsrs, doc(cfg(feature = "harness")))]
+pub mod check;
+/// Harness API: the fixture generator (`usdtkit gen`). Not covered by semver.
+#[cfg(feature = "harness")]
+#[cfg_attr(docsrs, doc(cfg(feature = "harness")))]
+pub mod gen;
+/// Harness API: synthetic ELF files for tests. Not covered by semver.
+#[cfg(feature = "harness")]
+#[cfg_attr(docsrs, doc(cfg(feature = "harness")))]
 pub mod synth;
+
+// System calls and `unsafe`. The harness and the command use its process helpers.
+#[cfg(feature = "harness")]
+#[doc(hidden)]
 pub mod sys;
+#[cfg(not(feature = "harness"))]
+mod sys;
 
 pub use arch::Arch;
 pub use arg::{decode_args, Arg, ArgList, ArgSpec, Extend, Location, Reg, SymbolLocation};
 pub use error::{ArgError, ArgErrorKind, Error, NoteError, NoteErrorKind, Result};
 pub use probe::{MappedFile, Probe, Site, UsdtFile};
+
+// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

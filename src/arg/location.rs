@@ -2,7 +2,9 @@
 
 use std::fmt;
 
+#[cfg(feature = "serde")]
 use serde::ser::SerializeMap;
+#[cfg(feature = "serde")]
 use serde::{Serialize, Serializer};
 
 /// What kind of register a [`RegDef`] is.
@@ -62,6 +64,7 @@ impl fmt::Display for Reg {
     }
 }
 
+#[cfg(feature = "serde")]
 impl Serialize for Reg {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.0.name)
@@ -197,6 +200,7 @@ impl Location {
     }
 }
 
+#[cfg(feature = "serde")]
 impl Serialize for Location {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;

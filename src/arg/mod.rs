@@ -26,7 +26,9 @@ mod x86;
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
+#[cfg(feature = "serde")]
 use serde::ser::SerializeMap;
+#[cfg(feature = "serde")]
 use serde::{Serialize, Serializer};
 
 pub use self::location::{Extend, Location, Reg, RegClass, RegDef, SymbolLocation};
@@ -148,6 +150,7 @@ impl<'l, 'a> IntoIterator for &'l ArgList<'a> {
     }
 }
 
+#[cfg(feature = "serde")]
 impl Serialize for ArgList<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self[..].serialize(s)
@@ -285,6 +288,7 @@ fn float_immediate(operand: &str, size: u32, float: bool) -> Option<Location> {
     }
 }
 
+#[cfg(feature = "serde")]
 impl Serialize for Arg<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;

@@ -203,6 +203,8 @@ impl<'p> UsdtAttacher<'p> {
     }
 
     /// An attacher for a `libbpf_rs` program.
+    #[cfg(feature = "libbpf-rs")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "libbpf-rs")))]
     pub fn for_program(prog: &'p libbpf_rs::Program<'_>) -> Self {
         Self::new(prog.as_fd())
     }
@@ -450,7 +452,9 @@ impl<'p> UsdtAttacher<'p> {
 }
 
 /// The kernel's floor, for benchmarks: one uprobe_multi link of `prog` over `offsets` of
-/// `path`, with no note parsing, no specs and no semaphores.
+/// `path`, with no note parsing, no specs and no semaphores. Harness API.
+#[cfg(feature = "harness")]
+#[doc(hidden)]
 pub fn raw_uprobe_multi(prog: BorrowedFd<'_>, path: &Path, offsets: &[u64]) -> Result<OwnedFd> {
     let cpath = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Error::Invalid("path contains a NUL byte".into()))?;

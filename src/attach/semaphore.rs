@@ -180,6 +180,7 @@ pub fn warning(file: &Path, aliases: &[SemaphoreAlias]) -> String {
 /// their semaphores alias another writable segment, run it to its entry point and move the
 /// counts there (see the module's documentation). Returns one line per file saying what was
 /// done, or why nothing could be.
+#[cfg(feature = "harness")]
 pub fn settle<'a>(
     held: &mut crate::sys::held::Held,
     files: impl IntoIterator<Item = &'a Path>,

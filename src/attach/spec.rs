@@ -282,7 +282,7 @@ mod tests {
 
 /// The libbpf 1.7 layout checked against the one clang gave the recorder's own BPF object:
 /// the skeleton's types come from that object's BTF.
-#[cfg(test)]
+#[cfg(all(test, feature = "recorder"))]
 mod btf_layout {
     use std::mem::{offset_of, size_of};
 

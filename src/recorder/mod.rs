@@ -3,7 +3,7 @@
 
 mod event;
 mod libbpf;
-pub mod skel;
+pub(crate) mod skel;
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -455,6 +455,7 @@ impl<'obj> Recorder<'obj> {
     /// For a process held right after its `exec` (see [`crate::sys::held`]) with this
     /// recorder attached to it: move the semaphore counts the kernel raised in the wrong
     /// mapping (see [`crate::attach::semaphore`]). Returns what was done, a line per file.
+    #[cfg(feature = "harness")]
     pub fn settle(&self, held: &mut crate::sys::held::Held) -> Result<Vec<String>> {
         crate::attach::semaphore::settle(held, self.objects())
     }

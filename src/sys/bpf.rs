@@ -1,25 +1,146 @@
-//! bpf(2) commands: program and map introspection, map updates, link creation.
+//! bpf(2) commands: program and map introspection, map updates, link creation, through the
+//! raw system call (no C library: the `attach` feature builds no C). Each command's attribute
+//! is a `#[repr(C)]` prefix of the kernel's `union bpf_attr` member; the kernel takes a size
+//! and zero-fills what a shorter attribute leaves out.
 
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use libbpf_sys as sys;
+// Commands and attach types of `linux/bpf.h` (stable UAPI numbers).
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_PERF_EVENT: u32 = 41;
+const BPF_TRACE_UPROBE_MULTI: u32 = 48;
+const BPF_ANY: u64 = 0;
 
-/// libbpf's wrappers return `-errno` (and set errno); turn that into an `io::Error`.
-fn check(ret: i32) -> io::Result<i32> {
+/// `bpf(cmd, attr, sizeof attr)`: the raw return value, or the errno as an error.
+fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<i64> {
+    // SAFETY: `attr` is an initialised `#[repr(C)]` attribute of this command, readable and
+    // writable for its whole size; every pointer inside it refers to memory the caller keeps
+    // alive for the call (the kernel copies what it reads before returning).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T as *mut libc::c_void,
+            std::mem::size_of::<T>() as libc::c_uint,
+        )
+    };
     if ret < 0 {
-        Err(io::Error::from_raw_os_error(-ret))
+        Err(io::Error::last_os_error())
     } else {
         Ok(ret)
     }
 }
 
-fn owned(fd: i32) -> io::Result<OwnedFd> {
-    let fd = check(fd)?;
-    // SAFETY: a non-negative return of these bpf(2) wrappers is a new file descriptor that
-    // nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+/// A bpf(2) command that returns a new file descriptor.
+fn bpf_fd<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<OwnedFd> {
+    let fd = bpf(cmd, attr)?;
+    // SAFETY: a non-negative return of these commands is a new file descriptor that nothing
+    // else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// `union bpf_attr` for `BPF_MAP_*_ELEM`.
+#[repr(C)]
+struct ElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// `union bpf_attr` for `BPF_MAP_*_BATCH`.
+#[repr(C)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+/// `union bpf_attr` for `BPF_*_GET_FD_BY_ID`.
+#[repr(C)]
+struct IdAttr {
+    id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// `union bpf_attr` for `BPF_OBJ_GET_INFO_BY_FD`.
+#[repr(C)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// `union bpf_attr` for `BPF_LINK_CREATE`: the common part, then the attach type's own
+/// fields (`perf_event.bpf_cookie` is `a`; `uprobe_multi` uses them all).
+#[repr(C)]
+struct LinkAttr {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+    a: u64,
+    b: u64,
+    c: u64,
+    d: u64,
+    cnt: u32,
+    multi_flags: u32,
+    pid: u32,
+    _pad: u32,
+}
+
+/// The first fields of `struct bpf_prog_info`, up to `map_ids`.
+#[repr(C)]
+#[derive(Default)]
+struct ProgInfo {
+    prog_type: u32,
+    id: u32,
+    tag: [u8; 8],
+    jited_prog_len: u32,
+    xlated_prog_len: u32,
+    jited_prog_insns: u64,
+    xlated_prog_insns: u64,
+    load_time: u64,
+    created_by_uid: u32,
+    nr_map_ids: u32,
+    map_ids: u64,
+}
+
+/// The first fields of `struct bpf_map_info`, up to `name`.
+#[repr(C)]
+#[derive(Default)]
+struct RawMapInfo {
+    map_type: u32,
+    id: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    name: [u8; 16],
+}
+
+/// Fill `info` (a prefix of the kernel's info struct for this kind of object) for `fd`.
+fn obj_info<T>(fd: BorrowedFd<'_>, info: &mut T) -> io::Result<()> {
+    let mut attr = InfoAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<T>() as u32,
+        info: info as *mut T as u64,
+    };
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).map(drop)
 }
 
 /// What usdtkit needs to know of a map.
@@ -35,59 +156,61 @@ pub(crate) struct MapInfo {
 
 /// The ids of the maps a loaded program uses.
 pub(crate) fn prog_map_ids(prog: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
-    // SAFETY: bpf_prog_info is plain old data; all-zero is a valid value.
-    let mut info: sys::bpf_prog_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<sys::bpf_prog_info>() as u32;
-    // SAFETY: `info` is a writable bpf_prog_info of `len` bytes.
-    check(unsafe { sys::bpf_prog_get_info_by_fd(prog.as_raw_fd(), &mut info, &mut len) })?;
+    let mut info = ProgInfo::default();
+    obj_info(prog, &mut info)?;
     let n = info.nr_map_ids;
     let mut ids = vec![0u32; n as usize];
-    // SAFETY: as above, zeroed POD.
-    let mut info: sys::bpf_prog_info = unsafe { std::mem::zeroed() };
-    info.nr_map_ids = n;
-    info.map_ids = ids.as_mut_ptr() as u64;
-    let mut len = std::mem::size_of::<sys::bpf_prog_info>() as u32;
-    // SAFETY: `map_ids` points at `n` writable u32s, as `nr_map_ids` tells the kernel.
-    check(unsafe { sys::bpf_prog_get_info_by_fd(prog.as_raw_fd(), &mut info, &mut len) })?;
+    let mut info = ProgInfo {
+        nr_map_ids: n,
+        map_ids: ids.as_mut_ptr() as u64,
+        ..ProgInfo::default()
+    };
+    // The kernel writes at most `nr_map_ids` ids to `map_ids`, which holds that many.
+    obj_info(prog, &mut info)?;
     ids.truncate(info.nr_map_ids.min(n) as usize);
     Ok(ids)
 }
 
 /// A new file descriptor for the program with `id`.
 pub(crate) fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
-    // SAFETY: takes a plain integer; returns a new fd or -errno.
-    owned(unsafe { sys::bpf_prog_get_fd_by_id(id) })
+    let mut attr = IdAttr {
+        id,
+        next_id: 0,
+        open_flags: 0,
+    };
+    bpf_fd(BPF_PROG_GET_FD_BY_ID, &mut attr)
 }
 
 /// The id of a loaded program.
 pub(crate) fn prog_id(prog: BorrowedFd<'_>) -> io::Result<u32> {
-    // SAFETY: bpf_prog_info is plain old data; all-zero is a valid value.
-    let mut info: sys::bpf_prog_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<sys::bpf_prog_info>() as u32;
-    // SAFETY: `info` is a writable bpf_prog_info of `len` bytes.
-    check(unsafe { sys::bpf_prog_get_info_by_fd(prog.as_raw_fd(), &mut info, &mut len) })?;
+    let mut info = ProgInfo::default();
+    obj_info(prog, &mut info)?;
     Ok(info.id)
 }
 
 /// A new file descriptor for the map with `id`.
 pub(crate) fn map_fd_by_id(id: u32) -> io::Result<OwnedFd> {
-    // SAFETY: takes a plain integer; returns a new fd or -errno.
-    owned(unsafe { sys::bpf_map_get_fd_by_id(id) })
+    let mut attr = IdAttr {
+        id,
+        next_id: 0,
+        open_flags: 0,
+    };
+    bpf_fd(BPF_MAP_GET_FD_BY_ID, &mut attr)
 }
 
 /// A map's type, name and sizes.
 pub(crate) fn map_info(map: BorrowedFd<'_>) -> io::Result<MapInfo> {
-    // SAFETY: bpf_map_info is plain old data; all-zero is a valid value.
-    let mut info: sys::bpf_map_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<sys::bpf_map_info>() as u32;
-    // SAFETY: `info` is a writable bpf_map_info of `len` bytes.
-    check(unsafe { sys::bpf_map_get_info_by_fd(map.as_raw_fd(), &mut info, &mut len) })?;
-    // SAFETY: the kernel NUL-terminates the 16-byte name.
-    let name = unsafe { CStr::from_ptr(info.name.as_ptr()) };
+    let mut info = RawMapInfo::default();
+    obj_info(map, &mut info)?;
+    let len = info
+        .name
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(info.name.len());
     Ok(MapInfo {
         id: info.id,
-        name: name.to_string_lossy().into_owned(),
-        map_type: info.type_,
+        name: String::from_utf8_lossy(&info.name[..len]).into_owned(),
+        map_type: info.map_type,
         key_size: info.key_size,
         value_size: info.value_size,
         max_entries: info.max_entries,
@@ -96,16 +219,14 @@ pub(crate) fn map_info(map: BorrowedFd<'_>) -> io::Result<MapInfo> {
 
 /// Write `value` at `key` (sizes must be the map's; checked by the caller).
 pub(crate) fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8]) -> io::Result<()> {
-    // SAFETY: key and value are readable buffers of the map's key and value sizes.
-    check(unsafe {
-        sys::bpf_map_update_elem(
-            map.as_raw_fd(),
-            key.as_ptr().cast(),
-            value.as_ptr().cast(),
-            u64::from(sys::BPF_ANY),
-        )
-    })
-    .map(drop)
+    let mut attr = ElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        _pad: 0,
+        key: key.as_ptr() as u64,
+        value: value.as_ptr() as u64,
+        flags: BPF_ANY,
+    };
+    bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
 }
 
 /// Write `values` (back to back, `value_size` bytes each) at the 4-byte `keys`, in one
@@ -120,23 +241,17 @@ pub(crate) fn map_update_batch(
     if keys.is_empty() {
         return Ok(());
     }
-    let mut count = keys.len() as u32;
-    // SAFETY: bpf_map_batch_opts is plain old data; `sz` is set as libbpf requires.
-    let mut opts: sys::bpf_map_batch_opts = unsafe { std::mem::zeroed() };
-    opts.sz = std::mem::size_of::<sys::bpf_map_batch_opts>() as _;
-    opts.elem_flags = u64::from(sys::BPF_ANY);
-    // SAFETY: `keys` holds `count` 4-byte keys and `values` `count` values of the map's
-    // value size; `count` is read and written back by the kernel.
-    let ret = unsafe {
-        sys::bpf_map_update_batch(
-            map.as_raw_fd(),
-            keys.as_ptr().cast(),
-            values.as_ptr().cast(),
-            &mut count,
-            &opts,
-        )
+    let mut attr = BatchAttr {
+        in_batch: 0,
+        out_batch: 0,
+        keys: keys.as_ptr() as u64,
+        values: values.as_ptr() as u64,
+        count: keys.len() as u32,
+        map_fd: map.as_raw_fd() as u32,
+        elem_flags: BPF_ANY,
+        flags: 0,
     };
-    match check(ret) {
+    match bpf(BPF_MAP_UPDATE_BATCH, &mut attr) {
         Ok(_) => Ok(()),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOTSUP | 524)) => {
             // 524: ENOTSUPP, the kernel's own "not supported".
@@ -159,23 +274,21 @@ pub(crate) fn link_uprobe_multi(
     pid: u32,
 ) -> io::Result<OwnedFd> {
     assert!(offsets.len() == ref_ctr_offsets.len() && offsets.len() == cookies.len());
-    // SAFETY: bpf_link_create_opts is plain old data; all-zero is its default.
-    let mut opts: sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
-    opts.sz = std::mem::size_of::<sys::bpf_link_create_opts>() as _;
-    opts.__bindgen_anon_1.uprobe_multi = sys::bpf_link_create_opts__bindgen_ty_1__bindgen_ty_3 {
+    let mut attr = LinkAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        target_fd: 0,
+        attach_type: BPF_TRACE_UPROBE_MULTI,
         flags: 0,
+        a: path.as_ptr() as u64,
+        b: offsets.as_ptr() as u64,
+        c: ref_ctr_offsets.as_ptr() as u64,
+        d: cookies.as_ptr() as u64,
         cnt: offsets.len() as u32,
-        path: path.as_ptr(),
-        offsets: offsets.as_ptr().cast(),
-        ref_ctr_offsets: ref_ctr_offsets.as_ptr().cast(),
-        cookies: cookies.as_ptr(),
+        multi_flags: 0,
         pid,
-        __bindgen_padding_0: [0; 4],
+        _pad: 0,
     };
-    // SAFETY: every pointer in `opts` refers to a live slice of `cnt` elements (u64 and
-    // unsigned long have the same size on the 64-bit hosts this builds for) or to `path`, all
-    // borrowed for the duration of the call; the kernel copies them.
-    owned(unsafe { sys::bpf_link_create(prog.as_raw_fd(), 0, sys::BPF_TRACE_UPROBE_MULTI, &opts) })
+    bpf_fd(BPF_LINK_CREATE, &mut attr)
 }
 
 /// A `BPF_PERF_EVENT` link of a program to a perf event, with a BPF cookie (Linux 5.15+).
@@ -184,24 +297,53 @@ pub(crate) fn link_perf_event(
     perf: BorrowedFd<'_>,
     cookie: u64,
 ) -> io::Result<OwnedFd> {
-    // SAFETY: all-zero is the default of these options.
-    let mut opts: sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
-    opts.sz = std::mem::size_of::<sys::bpf_link_create_opts>() as _;
-    opts.__bindgen_anon_1.perf_event =
-        sys::bpf_link_create_opts__bindgen_ty_1__bindgen_ty_1 { bpf_cookie: cookie };
-    // SAFETY: `opts` is fully initialised and outlives the call.
-    owned(unsafe {
-        sys::bpf_link_create(
-            prog.as_raw_fd(),
-            perf.as_raw_fd(),
-            sys::BPF_PERF_EVENT,
-            &opts,
-        )
-    })
+    let mut attr = LinkAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        target_fd: perf.as_raw_fd() as u32,
+        attach_type: BPF_PERF_EVENT,
+        flags: 0,
+        a: cookie,
+        b: 0,
+        c: 0,
+        d: 0,
+        cnt: 0,
+        multi_flags: 0,
+        pid: 0,
+        _pad: 0,
+    };
+    bpf_fd(BPF_LINK_CREATE, &mut attr)
 }
 
-/// The version of the libbpf usdtkit links (vendored by libbpf-sys).
+/// The version of the libbpf that libbpf-rs links (vendored by libbpf-sys).
+#[cfg(feature = "harness")]
 pub(crate) fn libbpf_version() -> (u32, u32) {
     // SAFETY: plain getters without arguments.
-    unsafe { (sys::libbpf_major_version(), sys::libbpf_minor_version()) }
+    unsafe {
+        (
+            libbpf_sys::libbpf_major_version(),
+            libbpf_sys::libbpf_minor_version(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::{offset_of, size_of};
+
+    use super::*;
+
+    /// Offsets of `linux/bpf.h` (Linux 6.6+, as libbpf 1.7's copy has them).
+    #[test]
+    fn attributes_match_the_uapi() {
+        assert_eq!(offset_of!(LinkAttr, a), 16);
+        assert_eq!(offset_of!(LinkAttr, cnt), 48);
+        assert_eq!(offset_of!(LinkAttr, pid), 56);
+        assert_eq!(offset_of!(BatchAttr, count), 32);
+        assert_eq!(offset_of!(BatchAttr, elem_flags), 40);
+        assert_eq!(offset_of!(ElemAttr, flags), 24);
+        assert_eq!(offset_of!(ProgInfo, nr_map_ids), 52);
+        assert_eq!(offset_of!(ProgInfo, map_ids), 56);
+        assert_eq!(offset_of!(RawMapInfo, name), 24);
+        assert_eq!(size_of::<RawMapInfo>(), 40);
+    }
 }

@@ -4,9 +4,13 @@
 //! the one conversion of bytes to `str` that skips validation (proven ASCII by its own scan).
 #![allow(unsafe_code)]
 
+#[cfg(feature = "attach")]
 pub(crate) mod bpf;
+#[cfg(feature = "harness")]
 pub mod held;
+#[cfg(feature = "attach")]
 pub(crate) mod perf;
+#[cfg(feature = "recorder")]
 pub mod process;
 pub(crate) mod text;
 
@@ -15,6 +19,7 @@ use std::path::Path;
 
 /// Take an exclusive lock on `file` (flock(2)), waiting for it; it is released when the file
 /// is closed. (`File::lock` does the same from Rust 1.89, past this crate's MSRV.)
+#[cfg(feature = "attach")]
 pub(crate) fn lock_exclusive(file: &std::fs::File) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     loop {

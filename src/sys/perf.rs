@@ -7,6 +7,24 @@ use std::os::fd::{FromRawFd, OwnedFd};
 /// `PERF_FLAG_FD_CLOEXEC` from `linux/perf_event.h`.
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
 
+/// `struct perf_event_attr` up to `config2` (`PERF_ATTR_SIZE_VER1`, 72 bytes); the kernel
+/// takes the size and treats the rest as zero.
+#[repr(C)]
+#[derive(Default)]
+struct PerfEventAttr {
+    type_: u32,
+    size: u32,
+    config: u64,
+    sample_period: u64,
+    sample_type: u64,
+    read_format: u64,
+    flags: u64,
+    wakeup_events: u32,
+    bp_type: u32,
+    config1: u64,
+    config2: u64,
+}
+
 /// The uprobe PMU's perf event type (`/sys/bus/event_source/devices/uprobe/type`).
 pub(crate) fn uprobe_pmu_type() -> io::Result<u32> {
     let path = "/sys/bus/event_source/devices/uprobe/type";
@@ -26,13 +44,14 @@ pub(crate) fn open_uprobe(
     ref_ctr_offset: u64,
     pid: i32,
 ) -> io::Result<OwnedFd> {
-    // SAFETY: perf_event_attr is plain old data; all-zero is a valid value.
-    let mut attr: libbpf_sys::perf_event_attr = unsafe { std::mem::zeroed() };
-    attr.type_ = pmu;
-    attr.size = std::mem::size_of::<libbpf_sys::perf_event_attr>() as u32;
-    attr.config = ref_ctr_offset << 32;
-    attr.__bindgen_anon_3.config1 = path.as_ptr() as u64;
-    attr.__bindgen_anon_4.config2 = offset;
+    let attr = PerfEventAttr {
+        type_: pmu,
+        size: std::mem::size_of::<PerfEventAttr>() as u32,
+        config: ref_ctr_offset << 32,
+        config1: path.as_ptr() as u64,
+        config2: offset,
+        ..PerfEventAttr::default()
+    };
     // Like libbpf: a per-process event on any CPU, or (every process) an event on CPU 0 whose
     // BPF program runs wherever the probe hits.
     let (pid, cpu) = if pid < 0 { (-1, 0) } else { (pid, -1) };
@@ -40,7 +59,7 @@ pub(crate) fn open_uprobe(
     let fd = unsafe {
         libc::syscall(
             libc::SYS_perf_event_open,
-            &attr as *const libbpf_sys::perf_event_attr,
+            &attr as *const PerfEventAttr,
             pid,
             cpu,
             -1,
@@ -65,4 +84,13 @@ pub(crate) fn has_uprobe_syscall() -> bool {
     // SAFETY: the syscall takes no arguments; outside a trampoline it only returns an error.
     let r = unsafe { libc::syscall(NR_UPROBE) };
     r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn attr_is_ver1() {
+        assert_eq!(std::mem::size_of::<super::PerfEventAttr>(), 72);
+        assert_eq!(std::mem::offset_of!(super::PerfEventAttr, config1), 56);
+    }
 }

@@ -1,5 +1,7 @@
 //! Signals (a flag for the ones that ask us to stop, signalling processes and groups),
 //! waiting on file descriptors, and watching another process's exit.
+// The recorder alone uses only `wait_readable`; the rest serves the command and harness.
+#![cfg_attr(not(feature = "harness"), allow(dead_code))]
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
