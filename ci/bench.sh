@@ -6,21 +6,38 @@
 # On a noisy 2-core machine only builds measured side by side like this compare; a saved
 # baseline from another day does not.
 # Needs root (attach and per-hit benchmarks).
-# Usage: ci/bench.sh [BASE_REV] [--rounds N] [--json]   (BASE_REV default: HEAD; N: 8)
+# Usage: ci/bench.sh [BASE_REV] [--rounds N] [--json] [--only SUBSTRING]
+#                   [--save FILE] [--write]      (BASE_REV default: HEAD; N: 8)
+#        ci/bench.sh --tables FILE               (no run: tables from a saved --save FILE)
+# --save keeps the results as JSON; --write (or --tables) puts the tables made from them
+# into README.md and benches/README.md between their bench-table markers, so the figures
+# there are never typed by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 base=HEAD
 rounds=8
 json=0
+only=""
+save=""
+write=0
+tables=""
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --json) json=1; shift ;;
+    --only) only=$2; shift 2 ;;
+    --save) save=$2; shift 2 ;;
+    --write) write=1; shift ;;
+    --tables) tables=$2; shift 2 ;;
     -*) echo "bench: unknown option $1" >&2; exit 2 ;;
     *) base=$1; shift ;;
   esac
 done
+
+if [ -n "$tables" ]; then
+  exec python3 ci/bench_tables.py "$tables"
+fi
 
 rev=$(git rev-parse --short "$base")
 old_src=target/bench-base/src-$rev
@@ -35,9 +52,11 @@ cargo build --release --quiet
 old=$old_target/release/usdtkit
 new=target/release/usdtkit
 
-exec python3 - "$old" "$new" "$rounds" "$json" "$rev" <<'EOF'
-import json, statistics, subprocess, sys
+machine="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores, $(( $(grep MemTotal /proc/meminfo | awk '{print $2}') / 1048576 )) GiB, Linux $(uname -r)"
+python3 - "$old" "$new" "$rounds" "$json" "$rev" "$only" "$save" "$machine" <<'EOF'
+import datetime, json, statistics, subprocess, sys
 old, new, rounds, as_json, rev = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
+only, save, machine = sys.argv[6], sys.argv[7], sys.argv[8]
 
 def run(binary, args):
     out = subprocess.run([binary, *args], capture_output=True, text=True)
@@ -63,6 +82,8 @@ BENCHES = [
      lambda j: pick(j, implementation="usdtkit")["detach_ms"]),
     ("attach 50000 sites, first in process (ms)", ["bench", "attach", "--sites", "50000", "--probes", "1000", "--impl", "usdtkit", "--json"],
      lambda j: pick(j, implementation="usdtkit")["attach_ms"]),
+    ("attach 50000 sites, first in process, ÷ raw uprobe_multi", ["bench", "attach", "--sites", "50000", "--probes", "1000", "--impl", "usdtkit,kernel", "--json"],
+     lambda j: pick(j, implementation="usdtkit")["attach_ms"] / pick(j, implementation="kernel")["attach_ms"]),
     ("attach 1000 sites, 16 processes (ms)", ["bench", "attach", "--sites", "1000", "--probes", "100", "--procs", "16", "--impl", "usdtkit", "--json"],
      lambda j: pick(j, implementation="usdtkit")["attach_ms"]),
     ("per hit, int3 site (ns)", ["bench", "hits", "--iterations", "200000", "--json"],
@@ -73,6 +94,8 @@ BENCHES = [
 
 results = []
 for name, args, figure in BENCHES:
+    if only and only not in name:
+        continue
     ratios, olds, news, missing = [], [], [], None
     for r in range(rounds):
         order = [(old, olds), (new, news)] if r % 2 == 0 else [(new, news), (old, olds)]
@@ -105,8 +128,13 @@ for name, args, figure in BENCHES:
                     "new_median": statistics.median(news), "flagged": flagged})
     print(f"bench: {name}: {med:.3f}", file=sys.stderr)
 
+doc = {"base": rev, "rounds": rounds, "machine": machine,
+       "date": datetime.date.today().isoformat(), "results": results}
+if save:
+    with open(save, "w") as f:
+        json.dump(doc, f, indent=1)
 if as_json:
-    print(json.dumps({"base": rev, "results": results}))
+    print(json.dumps(doc))
     sys.exit(0)
 print(f"new (working tree) ÷ old ({rev}), {rounds} alternating rounds per benchmark")
 print(f"{'benchmark':<44} {'old':>10} {'new':>10} {'new÷old':>8} {'min':>6} {'max':>6}  flag")
@@ -117,3 +145,7 @@ for r in results:
     print(f"{r['benchmark']:<44} {r['old_median']:>10.2f} {r['new_median']:>10.2f} {r['ratio_median']:>8.3f} "
           f"{r['ratio_min']:>6.3f} {r['ratio_max']:>6.3f}  {'CHANGED' if r['flagged'] else ''}")
 EOF
+if [ "$write" = 1 ]; then
+  [ -n "$save" ] || { echo "bench: --write needs --save FILE" >&2; exit 2; }
+  python3 ci/bench_tables.py "$save"
+fi

@@ -18,7 +18,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 #   cross compiler in Debian, so it is not used), libc6-i386 runs them.
 # - gdb: an independent reader of probe arguments, used to check expected values.
 # - libelf-dev, zlib1g-dev, pkg-config: libbpf (vendored by libbpf-sys) links them; clang
-#   also builds the recorder BPF program.
+#   also builds the recorder BPF program. libbpf-dev: <bpf/usdt.bpf.h> for the README's
+#   attach example, which a test builds and runs.
 # - bpftrace, python3-bpfcc, linux-perf: peers the conformance harness runs (with gdb);
 #   linux-headers-amd64: the kernel headers bcc compiles against (ci/peers.sh merges them);
 #   debootstrap: the Debian 13 root with the peers' current versions (ci/peers.sh).
@@ -34,7 +35,7 @@ APT_PACKAGES=(
   python3.11-minimal postgresql-15 openjdk-17-jre-headless libstdc++6
   systemtap-sdt-dev clang gdb
   gcc-i686-linux-gnu libc6-dev-i386-cross libc6-i386
-  libelf-dev zlib1g-dev pkg-config
+  libelf-dev zlib1g-dev pkg-config libbpf-dev
   bpftrace python3-bpfcc linux-perf linux-headers-amd64 debootstrap lld
   gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf gcc-riscv64-linux-gnu gcc-s390x-linux-gnu
   gcc-powerpc64le-linux-gnu gcc-powerpc64-linux-gnu gcc-mips64el-linux-gnuabi64

@@ -126,6 +126,14 @@ impl Arch {
     }
 }
 
+/// As its name (`x86_64`, `aarch64`...).
+#[cfg(feature = "serde")]
+impl serde::Serialize for Arch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl fmt::Display for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name())

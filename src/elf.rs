@@ -26,6 +26,7 @@ pub enum ByteOrder {
 
 /// A PT_LOAD segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Segment {
     /// `p_vaddr`.
     pub vaddr: u64,
@@ -73,6 +74,7 @@ impl Segment {
 /// later), that first mapping is RELRO's, and the count lands at `alias` instead of the
 /// semaphore the program reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SemaphoreAlias {
     /// The semaphore's link-time address.
     pub semaphore: u64,
@@ -129,6 +131,7 @@ impl ElfFile<'_> {
 
 /// One definition of a symbol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SymbolDef {
     /// `st_value`: the link-time address.
     pub value: u64,

@@ -53,19 +53,15 @@ pub mod attach;
 #[cfg_attr(docsrs, doc(cfg(feature = "recorder")))]
 pub mod recorder;
 
-/// Harness API: benchmark drivers (`usdtkit bench`). Not covered by semver.
 #[cfg(feature = "harness")]
 #[cfg_attr(docsrs, doc(cfg(feature = "harness")))]
 pub mod bench;
-/// Harness API: the conformance checker (`usdtkit check`). Not covered by semver.
 #[cfg(feature = "harness")]
 #[cfg_attr(docsrs, doc(cfg(feature = "harness")))]
 pub mod check;
-/// Harness API: the fixture generator (`usdtkit gen`). Not covered by semver.
 #[cfg(feature = "harness")]
 #[cfg_attr(docsrs, doc(cfg(feature = "harness")))]
 pub mod gen;
-/// Harness API: synthetic ELF files for tests. Not covered by semver.
 #[cfg(feature = "harness")]
 #[cfg_attr(docsrs, doc(cfg(feature = "harness")))]
 pub mod synth;
@@ -79,10 +75,10 @@ mod sys;
 
 pub use arch::Arch;
 pub use arg::{decode_args, Arg, ArgList, ArgSpec, Extend, Location, Reg, SymbolLocation};
-pub use error::{ArgError, ArgErrorKind, Error, NoteError, NoteErrorKind, Result};
+pub use error::{ArgError, ArgErrorKind, Context, Error, NoteError, NoteErrorKind, Result};
 pub use probe::{MappedFile, Probe, Site, UsdtFile};
 
 // The README's examples, compiled as doc tests.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "libbpf-rs"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

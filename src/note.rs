@@ -16,6 +16,7 @@ pub const STAPSDT_TYPE: u32 = 3;
 
 /// One USDT note, as written in the file (no adjustment applied).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RawNote<'data> {
     /// Index of the note within the section, counting every note.
     pub index: usize,
@@ -114,6 +115,7 @@ fn next_note<'a, E: Endian, const W64: bool>(
         let this = *index;
         *index += 1;
         let err = |kind| NoteError {
+            file: None,
             index: this,
             section_offset: here as u64,
             provider: None,

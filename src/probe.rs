@@ -17,14 +17,16 @@ use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 
 use crate::arch::Arch;
+use crate::arg::ArgSpec;
 use crate::arg::{decode_args_into, split_args, Arg, ArgList, FileArgs, Location, MAX_SITE_ARGS};
 use crate::elf::{ElfFile, SymbolDef};
-use crate::error::{ArgError, ArgErrorKind, Error, NoteError, NoteErrorKind, Result};
+use crate::error::{ArgError, ArgErrorKind, Context, Error, NoteError, NoteErrorKind, Result};
 use crate::note::{self, RawNote};
 use crate::sys;
 
 /// One probe site: one `.note.stapsdt` note, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Site<'data> {
     /// Provider.
     pub provider: &'data str,
@@ -49,8 +51,33 @@ pub struct Site<'data> {
     pub trailing_bytes: usize,
 }
 
+impl Site<'_> {
+    /// Where the site is (file unknown: [`Error::with_path`] adds it).
+    pub fn context(&self) -> Context {
+        Context::default()
+            .probe(format!("{}:{}", self.provider, self.name))
+            .site(self.pc, Some(self.note_index))
+    }
+
+    /// Argument `index` decoded, or an [`Error::Arg`] naming probe, site and argument.
+    pub fn arg_spec(&self, index: usize) -> Result<&ArgSpec> {
+        let Some(arg) = self.args.get(index) else {
+            return Err(Error::Invalid(format!(
+                "{}: the site has {} arguments, no #{index}",
+                self.context(),
+                self.args.len()
+            )));
+        };
+        arg.decoded.as_ref().map_err(|e| Error::Arg {
+            context: Box::new(self.context().arg(index, arg.text)),
+            source: (**e).clone(),
+        })
+    }
+}
+
 /// A probe: every site that shares one `provider:name`.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Probe<'f, 'data> {
     /// Provider.
     pub provider: &'data str,
@@ -511,6 +538,7 @@ fn place_site(
 #[cold]
 fn site_error(elf: &ElfFile<'_>, raw: &RawNote<'_>, kind: NoteErrorKind) -> NoteError {
     NoteError {
+        file: None,
         index: raw.index,
         section_offset: raw.section_offset,
         provider: Some(raw.provider.to_string()),
@@ -550,7 +578,12 @@ impl SymbolArgs {
             return;
         }
         let wanted: HashSet<&str> = self.names.iter().map(String::as_str).collect();
-        let table = elf.find_symbols(&wanted).unwrap_or_default();
+        // Unreadable tables make every symbol operand an error saying so, not "undefined".
+        let (table, broken) = match elf.find_symbols(&wanted) {
+            Ok(table) => (table, None),
+            Err(Error::Elf { reason, .. }) => (Default::default(), Some(reason)),
+            Err(e) => (Default::default(), Some(e.to_string())),
+        };
         for &(at, index) in &self.args {
             let arg = &mut args[at as usize];
             let Ok(spec) = &mut arg.decoded else { continue };
@@ -559,6 +592,10 @@ impl SymbolArgs {
             };
             let defs: &[SymbolDef] = table.get(s.symbol.as_str()).map_or(&[], |v| v);
             let kind = match defs {
+                [] if broken.is_some() => ArgErrorKind::SymbolTable {
+                    symbol: s.symbol.clone(),
+                    reason: broken.clone().unwrap_or_default(),
+                },
                 [one] => {
                     s.address = Some(one.value.wrapping_add(s.offset as u64));
                     continue;
@@ -575,6 +612,19 @@ impl SymbolArgs {
                 kind,
             }));
         }
+    }
+}
+
+/// The file's architecture, probes (with their sites) and malformed notes.
+#[cfg(feature = "serde")]
+impl serde::Serialize for UsdtFile<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("UsdtFile", 3)?;
+        st.serialize_field("arch", &self.arch)?;
+        st.serialize_field("probes", &self.probes().collect::<Vec<_>>())?;
+        st.serialize_field("errors", &self.errors)?;
+        st.end()
     }
 }
 
@@ -606,8 +656,12 @@ impl MappedFile {
         self.map.bytes()
     }
 
-    /// Read the file's probes (errors name the file).
+    /// Read the file's probes (errors, and [`UsdtFile::errors`], name the file).
     pub fn usdt(&self) -> Result<UsdtFile<'_>> {
-        UsdtFile::parse(self.bytes()).map_err(|e| e.with_path(&self.path))
+        let mut usdt = UsdtFile::parse(self.bytes()).map_err(|e| e.with_path(&self.path))?;
+        for e in &mut usdt.errors {
+            e.file = Some(self.path.clone());
+        }
+        Ok(usdt)
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// One mapping of a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Mapping {
     /// First address.
     pub start: u64,
@@ -60,7 +61,7 @@ pub fn read(pid: u32) -> io::Result<Vec<Mapping>> {
 
 /// The mappings of `pid` that map `file` (the same inode on the same device, so a path
 /// seen through `/proc/PID/root`, a bind mount or `/proc/PID/map_files` matches too).
-pub fn of_file(pid: u32, file: &Path) -> io::Result<Vec<Mapping>> {
+pub fn of_file(pid: u32, file: impl AsRef<Path>) -> io::Result<Vec<Mapping>> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(file)?;
     let maps = read(pid)?;
@@ -79,6 +80,7 @@ pub fn of_file(pid: u32, file: &Path) -> io::Result<Vec<Mapping>> {
 
 /// A file mapped by a process, once.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Object {
     /// The path as the process sees it, without ` (deleted)`.
     pub path: String,

@@ -1,5 +1,8 @@
 //! Synthetic ELF files with USDT notes, built in memory with `object::write`.
 //!
+//! Harness API (feature `harness`): used by the `usdtkit` command and the tests; not
+//! covered by semver.
+//!
 //! Tests, property tests and benchmarks use these to cover what the machine's compilers do not
 //! produce: 32-bit and big-endian files, foreign architectures, malformed notes, and files with
 //! a hundred thousand sites. The layout is a minimal executable: one `R X` PT_LOAD holding

@@ -9,6 +9,7 @@ use serde::{Serialize, Serializer};
 
 /// What kind of register a [`RegDef`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum RegClass {
     /// A general-purpose register (including the stack and frame pointers).
     General,
@@ -20,6 +21,7 @@ pub enum RegClass {
 
 /// One canonical register of an architecture's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RegDef {
     /// Canonical name (`rax`, `x0`...), as JSON output gives it.
     pub name: &'static str,
@@ -75,6 +77,7 @@ impl Serialize for Reg {
 /// low 32 bits of it sign- or zero-extended (aarch64 `[x0, w1, sxtw #2]`, which gcc emits for
 /// `a[i]` with an `int i`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum Extend {
     /// The whole register.
     #[default]
@@ -132,8 +135,8 @@ pub enum Location {
     },
     /// Memory at a symbol's address plus `offset`, plus registers when present:
     /// `sym+8(%rip)`, `table(,%rcx,8)`, a bare `counter` (i386 absolute), or aarch64's
-    /// `[x1, #:lo12:sym]`. Boxed: symbol operands are a small minority, and every other
-    /// location fits in 32 bytes (a decoded argument takes 56 bytes rather than 96).
+    /// `[x1, #:lo12:sym]`. Boxed: symbol operands are a small minority, and boxing keeps
+    /// every location, and so every decoded argument, small (sizes checked by a test).
     Symbol(Box<SymbolLocation>),
     /// A floating-point or vector register (`%xmm0`): not readable from a uprobe's `pt_regs`.
     FpReg {
@@ -145,6 +148,7 @@ pub enum Location {
 /// Where a symbol operand's value is: memory at the symbol's address plus `offset`, plus
 /// registers when present (see [`Location::Symbol`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SymbolLocation {
     /// The symbol name.
     pub symbol: String,

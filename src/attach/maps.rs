@@ -11,6 +11,7 @@ use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
 use super::spec::Layout;
+use super::AttachErrorKind;
 use crate::sys::bpf::{self, MapInfo};
 
 /// `BPF_MAP_TYPE_ARRAY`.
@@ -32,9 +33,9 @@ pub(crate) struct SpecMaps {
 /// Find the USDT maps among the maps `prog` uses. The kernel keeps 15 characters of a map
 /// name, so `__bpf_usdt_specs` shows as `__bpf_usdt_spec` and `__bpf_usdt_ip_to_spec_id` as
 /// `__bpf_usdt_ip_t`.
-pub(crate) fn find(prog: BorrowedFd<'_>) -> Result<SpecMaps, String> {
-    let ids =
-        bpf::prog_map_ids(prog).map_err(|e| format!("cannot list the program's maps: {e}"))?;
+pub(crate) fn find(prog: BorrowedFd<'_>) -> Result<SpecMaps, AttachErrorKind> {
+    let ids = bpf::prog_map_ids(prog)
+        .map_err(|e| AttachErrorKind::os("listing the BPF program's maps", e))?;
     let mut specs = None;
     let mut ip = None;
     for id in ids {
@@ -51,19 +52,21 @@ pub(crate) fn find(prog: BorrowedFd<'_>) -> Result<SpecMaps, String> {
         }
     }
     let (fd, info) = specs.ok_or_else(|| {
-        "the program has no __bpf_usdt_specs map: build it with libbpf's usdt.bpf.h".to_string()
-    })?;
-    let layout = Layout::from_value_size(info.value_size).ok_or_else(|| {
-        format!(
-            "__bpf_usdt_specs has {}-byte values: neither libbpf <= 1.6 (208) nor >= 1.7 (304)",
-            info.value_size
+        AttachErrorKind::Program(
+            "the program has no __bpf_usdt_specs map: build it with libbpf's usdt.bpf.h".into(),
         )
     })?;
+    let layout = Layout::from_value_size(info.value_size).ok_or_else(|| {
+        AttachErrorKind::Program(format!(
+            "__bpf_usdt_specs has {}-byte values: neither libbpf <= 1.6 (208) nor >= 1.7 (304)",
+            info.value_size
+        ))
+    })?;
     if info.key_size != 4 {
-        return Err(format!(
+        return Err(AttachErrorKind::Program(format!(
             "__bpf_usdt_specs has {}-byte keys, not 4",
             info.key_size
-        ));
+        )));
     }
     Ok(SpecMaps {
         specs: fd,
@@ -219,46 +222,61 @@ impl SpecLease {
     }
 }
 
-impl Drop for SpecLease {
-    fn drop(&mut self) {
+impl SpecLease {
+    /// Give the ids back; the map's last lease in this process also gives its claims back to
+    /// other processes, which can fail (the registry file): that error is returned.
+    pub(crate) fn give_back(&mut self) -> std::io::Result<()> {
         // A lease emptied by a failed acquire is dropped while that acquire holds the lock.
         if self.ids.is_empty() {
-            return;
+            return Ok(());
         }
+        let ids = std::mem::take(&mut self.ids);
         let mut g = ALLOCATORS.lock().unwrap_or_else(|p| p.into_inner());
         let all = g.get_or_insert_with(Default::default);
-        if let Some(a) = all.get_mut(&self.map_id) {
-            // The map's last link (it holds every reference): forget the allocator whole
-            // rather than release 50,000 ids one by one.
-            let last = a.refs == self.ids.len();
-            if !last {
-                for &id in &self.ids {
-                    a.release(id);
-                }
+        let Some(a) = all.get_mut(&self.map_id) else {
+            return Ok(());
+        };
+        // The map's last link (it holds every reference): forget the allocator whole rather
+        // than release 50,000 ids one by one.
+        let last = a.refs == ids.len();
+        if !last {
+            for &id in &ids {
+                a.release(id);
             }
-            // The map's last link: forget it (and its blocks of specs), and give its ids
-            // back to other processes.
-            if last || a.by_spec.is_empty() {
-                if let Some(a) = all.remove(&self.map_id) {
-                    if a.claimed {
-                        // Failing here leaves a claim that ends with this process.
-                        let _ = super::registry::release(self.map_id);
-                    }
+        }
+        // The map's last link: forget it (and its blocks of specs), and give its ids back
+        // to other processes.
+        if last || a.by_spec.is_empty() {
+            if let Some(a) = all.remove(&self.map_id) {
+                if a.claimed {
+                    return super::registry::release(self.map_id);
                 }
             }
         }
+        Ok(())
+    }
+}
+
+impl Drop for SpecLease {
+    fn drop(&mut self) {
+        // Failing here leaves a claim that ends with this process (dead owners' claims are
+        // dropped by the next claimant); `UsdtLink::detach` reports it.
+        let _ = self.give_back();
     }
 }
 
 /// Claim more ids of the map for this process (at least one, up to `left` specs' worth and
 /// never fewer than 64) and take one.
-fn claim_more(a: &mut Alloc, maps: &SpecMaps, left: usize) -> Result<u32, String> {
+fn claim_more(a: &mut Alloc, maps: &SpecMaps, left: usize) -> Result<u32, AttachErrorKind> {
     let capacity = maps.info.max_entries;
     let want = (left as u32).max(64);
     let ranges = super::registry::claim(maps.info.id, capacity, want).map_err(|e| {
-        format!(
-            "claiming spec ids of __bpf_usdt_specs (map {}): {e}",
-            maps.info.id
+        AttachErrorKind::os(
+            format!(
+                "claiming spec ids of __bpf_usdt_specs (map {})",
+                maps.info.id
+            ),
+            e,
         )
     })?;
     a.claimed = true;
@@ -266,18 +284,13 @@ fn claim_more(a: &mut Alloc, maps: &SpecMaps, left: usize) -> Result<u32, String
         a.add_range(first, end);
     }
     a.take().ok_or_else(|| {
-        let distinct = a.by_spec.len();
         let (others, pids) = super::registry::held_by_others(maps.info.id);
-        let mut why = format!(
-            "__bpf_usdt_specs is full ({capacity} entries, {distinct} distinct specs in use here"
-        );
-        if others > 0 {
-            why.push_str(&format!(
-                ", {others} ids held by usdtkit processes {pids:?}"
-            ));
+        AttachErrorKind::SpecsFull {
+            capacity,
+            in_use: a.by_spec.len(),
+            others,
+            pids,
         }
-        why.push_str("); raise BPF_USDT_MAX_SPEC_CNT in the BPF program");
-        why
     })
 }
 
@@ -288,7 +301,7 @@ pub(crate) fn acquire(
     maps: &SpecMaps,
     count: usize,
     mut encode: impl FnMut(usize, &mut Vec<u8>),
-) -> Result<SpecLease, String> {
+) -> Result<SpecLease, AttachErrorKind> {
     let size = maps.info.value_size as usize;
     let mut g = ALLOCATORS.lock().unwrap_or_else(|p| p.into_inner());
     let a = g
@@ -299,7 +312,7 @@ pub(crate) fn acquire(
         map_id: maps.info.id,
         ids: Vec::with_capacity(count),
     };
-    let fail = |a: &mut Alloc, lease: &mut SpecLease, why: String| {
+    let fail = |a: &mut Alloc, lease: &mut SpecLease, why: AttachErrorKind| {
         // Undo: drop this lease's references (forgetting specs written for it).
         for id in lease.ids.drain(..) {
             a.release(id);
@@ -312,10 +325,10 @@ pub(crate) fn acquire(
         bytes.clear();
         encode(i, &mut bytes);
         if bytes.len() != size {
-            let why = format!(
+            let why = AttachErrorKind::Program(format!(
                 "a spec of {} bytes for a map of {size}-byte values",
                 bytes.len()
-            );
+            ));
             return Err(fail(a, &mut lease, why));
         }
         let hash = match a.share(&bytes) {
@@ -354,7 +367,8 @@ pub(crate) fn acquire(
             &gathered[..]
         };
         if let Err(e) = bpf::map_update_batch(maps.specs.as_fd(), ids, batch, size) {
-            let why = format!("writing {} specs into __bpf_usdt_specs: {e}", new_ids.len());
+            let what = format!("writing {} specs into __bpf_usdt_specs", new_ids.len());
+            let why = AttachErrorKind::os(what, e);
             return Err(fail(a, &mut lease, why));
         }
     }

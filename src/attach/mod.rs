@@ -22,6 +22,7 @@
 //! fail, the error keeps both reasons. Choose the program's section (or set its expected
 //! attach type) before loading accordingly.
 
+mod error;
 pub mod plan;
 pub mod resolve;
 pub mod semaphore;
@@ -36,14 +37,16 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use self::plan::SitePlan;
+pub use self::error::AttachErrorKind;
+use self::plan::{SitePlan, Unencodable};
 use crate::arch::Arch;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::probe::{MappedFile, UsdtFile};
 use crate::sys::{bpf, perf};
 
 /// How to attach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum AttachMode {
     /// uprobe_multi when the program allows it, else perf events.
     #[default]
@@ -56,6 +59,7 @@ pub enum AttachMode {
 
 /// Which probes to attach, with the cookie the BPF side reads back with `bpf_usdt_cookie()`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ProbeSelector {
     /// Provider, or a pattern with `*`.
     pub provider: String,
@@ -114,6 +118,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 
 /// One attached site.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct AttachedSite {
     /// Provider (one allocation shared by every site of the probe).
     pub provider: Arc<str>,
@@ -128,7 +133,7 @@ pub struct AttachedSite {
     /// The spec id (the BPF cookie).
     pub spec_id: u32,
     /// Arguments that read as errors: (index, reason).
-    pub unreadable: Vec<(usize, String)>,
+    pub unreadable: Vec<(usize, Unencodable)>,
 }
 
 /// Attached probes. Dropping the link detaches them; [`UsdtLink::detach`] does the same and
@@ -172,11 +177,28 @@ impl UsdtLink {
         &self.warnings
     }
 
-    /// Detach now. Closing a link cannot fail in a way the caller could act on, so this
-    /// returns `Ok` once every descriptor is closed and every spec id released.
-    pub fn detach(self) -> Result<()> {
-        drop(self);
-        Ok(())
+    /// Detach now: close every link and perf event and release the spec ids, reporting the
+    /// first error the kernel or the spec-id registry gave (everything is released even
+    /// then). Dropping the link does the same silently.
+    pub fn detach(mut self) -> Result<()> {
+        let ctx = || Context::file(&self.binary);
+        let mut first: Option<Error> = None;
+        let links = std::mem::take(&mut self.links);
+        let events = std::mem::take(&mut self._perf_events);
+        for (fd, what) in links
+            .into_iter()
+            .map(|l| (l, "closing a BPF link"))
+            .chain(events.into_iter().map(|e| (e, "closing a perf event")))
+        {
+            if let Err(e) = crate::sys::close(fd) {
+                first.get_or_insert(Error::attach(ctx(), AttachErrorKind::os(what, e)));
+            }
+        }
+        if let Err(e) = self._lease.give_back() {
+            let what = "releasing spec ids in the registry";
+            first.get_or_insert(Error::attach(ctx(), AttachErrorKind::os(what, e)));
+        }
+        first.map_or(Ok(()), Err)
     }
 }
 
@@ -257,12 +279,8 @@ impl<'p> UsdtAttacher<'p> {
 
     /// Attach to every probe of `binary` that a selector matches, through one link.
     pub fn attach_many(&self, binary: &str, selectors: &[ProbeSelector]) -> Result<UsdtLink> {
-        let path = resolve::resolve(binary, self.pid_filter()).map_err(|e| Error::Attach {
-            file: binary.into(),
-            probe: None,
-            site: None,
-            cause: e,
-        })?;
+        let path = resolve::resolve(binary, self.pid_filter())
+            .map_err(|kind| Error::attach(Context::file(binary), kind))?;
         let mapped = MappedFile::open(&path)?;
         let usdt = mapped.usdt()?;
         self.attach_file(&path, &mapped, &usdt, selectors)
@@ -271,30 +289,21 @@ impl<'p> UsdtAttacher<'p> {
     /// Attach to probes of an already-read file.
     pub fn attach_file(
         &self,
-        path: &Path,
+        path: impl AsRef<Path>,
         mapped: &MappedFile,
         usdt: &UsdtFile<'_>,
         selectors: &[ProbeSelector],
     ) -> Result<UsdtLink> {
-        let err = |probe: Option<String>, site: Option<u64>, cause: String| Error::Attach {
-            file: path.to_path_buf(),
-            probe,
-            site,
-            cause,
-        };
+        let path = path.as_ref();
+        let err = |kind| Error::attach(Context::file(path), kind);
         let host = Arch::host();
         if !host.is_some_and(|h| plan::runs_on(h, usdt.arch())) {
-            let host = host.map_or_else(String::new, |h| format!(" {h}"));
-            return Err(err(
-                None,
-                None,
-                format!(
-                    "the file is for {}: its processes do not run under this{host} kernel",
-                    usdt.arch()
-                ),
-            ));
+            return Err(err(AttachErrorKind::WrongArch {
+                file: usdt.arch(),
+                host,
+            }));
         }
-        let maps = maps::find(self.prog).map_err(|e| err(None, None, e))?;
+        let maps = maps::find(self.prog).map_err(err)?;
         let nop5 = self.optimize_nop5.unwrap_or_else(perf::has_uprobe_syscall);
         // Each plan with its probe's index in `names`: a probe's name is allocated once, not
         // once per site (50,000 sites would otherwise cost 100,000 allocations to attach and
@@ -313,25 +322,23 @@ impl<'p> UsdtAttacher<'p> {
             for site in &probe.sites {
                 let p = plan::plan_site(usdt.arch(), maps.layout, site, mapped.bytes(), nop5);
                 if p.args.len() > spec::MAX_ARGS {
-                    return Err(err(
-                        Some(format!("{}:{}", probe.provider, probe.name)),
-                        Some(site.pc),
-                        format!(
-                            "{} arguments: a spec holds at most {}",
-                            p.args.len(),
-                            spec::MAX_ARGS
-                        ),
+                    let at =
+                        Context::file(path).probe(format!("{}:{}", probe.provider, probe.name));
+                    return Err(Error::attach(
+                        at.site(site.pc, Some(site.note_index)),
+                        AttachErrorKind::TooManyArgs {
+                            count: p.args.len(),
+                            max: spec::MAX_ARGS,
+                        },
                     ));
                 }
                 for (i, why) in &p.unreadable {
-                    let w = format!(
-                        "{}: probe {}:{}, site {:#x}: argument #{i} `{}` will read as an error: {why}",
-                        path.display(),
-                        probe.provider,
-                        probe.name,
-                        site.pc,
-                        site.args[*i].text
-                    );
+                    let at = site.context().arg(*i, site.args[*i].text);
+                    let at = Context {
+                        file: Some(path.to_path_buf()),
+                        ..at
+                    };
+                    let w = format!("{at}: will read as an error: {why}");
                     if !warnings.contains(&w) {
                         warnings.push(w);
                     }
@@ -350,25 +357,16 @@ impl<'p> UsdtAttacher<'p> {
                 .collect();
             let total = usdt.probes().count();
             if total == 0 {
-                return Err(err(
-                    None,
-                    None,
-                    "the file has no USDT probes (no .note.stapsdt notes)".into(),
-                ));
+                return Err(err(AttachErrorKind::NoProbes));
             }
-            let have: Vec<String> = usdt
+            let some: Vec<String> = usdt
                 .probes()
                 .take(8)
                 .map(|p| format!("{}:{}", p.provider, p.name))
                 .collect();
-            return Err(err(
-                Some(wanted.join(", ")),
-                None,
-                format!(
-                    "no such probe (the file has {total} probes: {}{})",
-                    have.join(", "),
-                    if total > 8 { ", ..." } else { "" }
-                ),
+            return Err(Error::attach(
+                Context::file(path).probe(wanted.join(", ")),
+                AttachErrorKind::NoSuchProbe { total, some },
             ));
         }
         let big = usdt.elf().byte_order == crate::elf::ByteOrder::Big;
@@ -376,7 +374,7 @@ impl<'p> UsdtAttacher<'p> {
             let (p, _, cookie) = &plans[i];
             spec::encode_into(maps.layout, big, &p.args, *cookie, buf);
         })
-        .map_err(|e| err(None, None, e))?;
+        .map_err(err)?;
         let sites: Vec<AttachedSite> = plans
             .iter()
             .zip(lease.ids())
@@ -391,7 +389,7 @@ impl<'p> UsdtAttacher<'p> {
             })
             .collect();
         let cpath = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| err(None, None, "path contains a NUL byte".into()))?;
+            .map_err(|_| err(AttachErrorKind::NulInPath))?;
         let offsets: Vec<u64> = plans.iter().map(|p| p.0.offset).collect();
         let ref_ctrs: Vec<u64> = plans.iter().map(|p| p.0.ref_ctr_offset).collect();
         let cookies: Vec<u64> = lease.ids().iter().map(|&i| u64::from(i)).collect();
@@ -400,25 +398,26 @@ impl<'p> UsdtAttacher<'p> {
             let pid = self.pid_filter().unwrap_or(0);
             bpf::link_uprobe_multi(self.prog, &cpath, &offsets, &ref_ctrs, &cookies, pid)
                 .map(|l| (vec![l], Vec::new()))
-                .map_err(|e| format!("uprobe_multi link: {e}"))
+                .map_err(|e| AttachErrorKind::os("uprobe_multi link", e))
         };
-        let per_site = || -> std::result::Result<(Vec<OwnedFd>, Vec<OwnedFd>), String> {
-            let pmu = perf::uprobe_pmu_type().map_err(|e| format!("uprobe PMU: {e}"))?;
+        let per_site = || -> std::result::Result<(Vec<OwnedFd>, Vec<OwnedFd>), AttachErrorKind> {
+            let pmu = perf::uprobe_pmu_type()
+                .map_err(|e| AttachErrorKind::os("reading the uprobe PMU's type", e))?;
             let pid = self.pid_filter().map_or(-1, |p| p as i32);
             let (mut links, mut events) = (Vec::new(), Vec::new());
             for (i, s) in sites.iter().enumerate() {
                 let ev =
                     perf::open_uprobe(pmu, &cpath, offsets[i], ref_ctrs[i], pid).map_err(|e| {
-                        format!(
-                            "perf_event_open for {}:{} at {:#x}: {e}",
+                        let what = format!(
+                            "perf_event_open for {}:{} at {:#x}",
                             s.provider, s.name, s.pc
-                        )
+                        );
+                        AttachErrorKind::os(what, e)
                     })?;
                 let l = bpf::link_perf_event(self.prog, ev.as_fd(), cookies[i]).map_err(|e| {
-                    format!(
-                        "BPF perf link for {}:{} at {:#x}: {e}",
-                        s.provider, s.name, s.pc
-                    )
+                    let what =
+                        format!("BPF perf link for {}:{} at {:#x}", s.provider, s.name, s.pc);
+                    AttachErrorKind::os(what, e)
                 })?;
                 events.push(ev);
                 links.push(l);
@@ -426,16 +425,18 @@ impl<'p> UsdtAttacher<'p> {
             Ok((links, events))
         };
         let (mode, (links, perf_events)) = match self.mode {
-            AttachMode::Multi => (AttachMode::Multi, multi().map_err(|e| err(None, None, e))?),
-            AttachMode::PerfEvent => (
-                AttachMode::PerfEvent,
-                per_site().map_err(|e| err(None, None, e))?,
-            ),
+            AttachMode::Multi => (AttachMode::Multi, multi().map_err(err)?),
+            AttachMode::PerfEvent => (AttachMode::PerfEvent, per_site().map_err(err)?),
             AttachMode::Auto => match multi() {
                 Ok(l) => (AttachMode::Multi, l),
                 Err(m) => match per_site() {
                     Ok(l) => (AttachMode::PerfEvent, l),
-                    Err(p) => return Err(err(None, None, format!("{m}; and per site: {p}"))),
+                    Err(p) => {
+                        return Err(err(AttachErrorKind::BothFailed {
+                            multi: Box::new(m),
+                            per_site: Box::new(p),
+                        }))
+                    }
                 },
             },
         };
@@ -456,15 +457,12 @@ impl<'p> UsdtAttacher<'p> {
 #[cfg(feature = "harness")]
 #[doc(hidden)]
 pub fn raw_uprobe_multi(prog: BorrowedFd<'_>, path: &Path, offsets: &[u64]) -> Result<OwnedFd> {
-    let cpath = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::Invalid("path contains a NUL byte".into()))?;
+    let err = |kind| Error::attach(Context::file(path), kind);
+    let cpath =
+        CString::new(path.as_os_str().as_bytes()).map_err(|_| err(AttachErrorKind::NulInPath))?;
     let zeros = vec![0u64; offsets.len()];
-    bpf::link_uprobe_multi(prog, &cpath, offsets, &zeros, &zeros, 0).map_err(|e| Error::Attach {
-        file: path.to_path_buf(),
-        probe: None,
-        site: None,
-        cause: format!("uprobe_multi link: {e}"),
-    })
+    bpf::link_uprobe_multi(prog, &cpath, offsets, &zeros, &zeros, 0)
+        .map_err(|e| err(AttachErrorKind::os("uprobe_multi link", e)))
 }
 
 #[cfg(test)]

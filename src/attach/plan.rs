@@ -13,7 +13,65 @@
 use super::spec::{ArgEncoding, ArgType, Layout};
 use crate::arch::Arch;
 use crate::arg::{decoder, ArgSpec, Extend, Location, Reg, RegClass, SymbolLocation};
+use crate::error::ArgErrorKind;
 use crate::probe::Site;
+
+/// Why an argument cannot be expressed in libbpf's spec (it reads as an error; the probe
+/// still attaches).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub enum Unencodable {
+    /// The argument did not decode.
+    #[error("{0}")]
+    Undecoded(ArgErrorKind),
+    /// More than 8 bytes.
+    #[error("{0}-byte argument: a probe reads at most 8 bytes")]
+    TooWide(u32),
+    /// Wider than the register that holds it.
+    #[error(
+        "{size}-byte argument in a {word}-byte register: the rest of the value is not in the note"
+    )]
+    WiderThanRegister {
+        /// The argument's size.
+        size: u32,
+        /// The register's.
+        word: u32,
+    },
+    /// A register the uprobe's saved registers do not have on this host.
+    #[error("register {reg} of {arch} cannot be read on this host")]
+    RegisterNotOnHost {
+        /// The register.
+        reg: String,
+        /// The file's architecture.
+        arch: Arch,
+    },
+    /// A symbol operand relative to an instruction pointer the architecture lacks.
+    #[error("{0} has no instruction pointer register")]
+    NoIpRegister(Arch),
+    /// SIB addressing in a program built with libbpf 1.6 or older.
+    #[error("SIB addressing needs a BPF object built with libbpf >= 1.7")]
+    SibNeedsLibbpf17,
+    /// An index register read as its low 32 bits, then extended.
+    #[error("index register {index} read as its low 32 bits, {}-extended ({name}): libbpf's SIB spec reads the whole register", if *.signed { "sign" } else { "zero" })]
+    ExtendedIndex {
+        /// The index register.
+        index: String,
+        /// Sign- or zero-extended.
+        signed: bool,
+        /// `sxtw` or `uxtw`.
+        name: String,
+    },
+    /// SIB without a base at a scale other than 1 or 2.
+    #[error("SIB without a base register at scale {0} cannot be expressed in libbpf's spec")]
+    SibWithoutBase(u8),
+    /// A symbol the file does not define.
+    #[error("symbol `{0}` is not resolved")]
+    UnresolvedSymbol(String),
+    /// A vector register.
+    #[error("vector register {0}: not saved in the uprobe's pt_regs")]
+    VectorRegister(String),
+}
 
 /// The bytes of an x86 `nop; nop5` site (libbpf's `usdt.h` with the optimized-uprobe
 /// layout): the kernel can attach at +1 without a trap.
@@ -21,6 +79,7 @@ pub const NOP_NOP5: [u8; 6] = [0x90, 0x0f, 0x1f, 0x44, 0x00, 0x00];
 
 /// One site ready to attach.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SitePlan {
     /// Link-time address of the site.
     pub pc: u64,
@@ -31,7 +90,7 @@ pub struct SitePlan {
     /// Argument encodings, in order.
     pub args: Vec<ArgEncoding>,
     /// Why each unreadable argument is unreadable (index, reason).
-    pub unreadable: Vec<(usize, String)>,
+    pub unreadable: Vec<(usize, Unencodable)>,
 }
 
 /// The host's register offsets for a target architecture's registers: the target's own
@@ -91,12 +150,9 @@ pub fn encode_arg(
     layout: Layout,
     spec: &ArgSpec,
     attach_addr: u64,
-) -> Result<ArgEncoding, String> {
+) -> Result<ArgEncoding, Unencodable> {
     if spec.size > 8 {
-        return Err(format!(
-            "{}-byte argument: a probe reads at most 8 bytes",
-            spec.size
-        ));
+        return Err(Unencodable::TooWide(spec.size));
     }
     let mut e = ArgEncoding {
         arg_type: ArgType::Const,
@@ -108,18 +164,20 @@ pub fn encode_arg(
         bitshift: (64 - 8 * spec.size) as u8,
     };
     let off = |r: Reg| {
-        host_offset(arch, r)
-            .ok_or_else(|| format!("register {r} of {arch} cannot be read on this host"))
+        host_offset(arch, r).ok_or_else(|| Unencodable::RegisterNotOnHost {
+            reg: r.to_string(),
+            arch,
+        })
     };
     let ip = |arch: Arch| {
         decoder(arch)
             .and_then(|d| d.registers().iter().find(|r| r.class == RegClass::Ip))
             .map(Reg::from_def)
-            .ok_or_else(|| format!("{arch} has no instruction pointer register"))
+            .ok_or(Unencodable::NoIpRegister(arch))
     };
     let sib = |e: &mut ArgEncoding, base: i16, index: Reg, scale: u8, val_off: i64| {
         if !layout.has_sib() {
-            return Err("SIB addressing needs a BPF object built with libbpf >= 1.7".to_string());
+            return Err(Unencodable::SibNeedsLibbpf17);
         }
         e.arg_type = ArgType::Sib;
         e.reg_off = base;
@@ -132,11 +190,10 @@ pub fn encode_arg(
         Location::Const(v) => e.val_off = *v as u64,
         Location::Reg { reg, shift } => {
             if spec.size > word_size(arch) {
-                return Err(format!(
-                    "{}-byte argument in a {}-byte register: the rest of the value is not in the note",
-                    spec.size,
-                    word_size(arch)
-                ));
+                return Err(Unencodable::WiderThanRegister {
+                    size: spec.size,
+                    word: word_size(arch),
+                });
             }
             e.arg_type = ArgType::Reg;
             e.reg_off = off(*reg)? + i16::from(*shift / 8);
@@ -155,11 +212,11 @@ pub fn encode_arg(
             index,
             ..
         } => {
-            return Err(format!(
-                "index register {index} read as its low 32 bits, {}-extended ({}): libbpf's SIB spec reads the whole register",
-                if *ext == Extend::Sxtw { "sign" } else { "zero" },
-                ext.name().unwrap_or_default()
-            ))
+            return Err(Unencodable::ExtendedIndex {
+                index: index.to_string(),
+                signed: *ext == Extend::Sxtw,
+                name: ext.name().unwrap_or_default().to_string(),
+            })
         }
         Location::Sib {
             base,
@@ -176,11 +233,7 @@ pub fn encode_arg(
             }
             // index * 2 = index + (index << 0)
             None if *scale == 2 => sib(&mut e, off(*index)?, *index, 1, *offset)?,
-            None => {
-                return Err(format!(
-                "SIB without a base register at scale {scale} cannot be expressed in libbpf's spec"
-            ))
-            }
+            None => return Err(Unencodable::SibWithoutBase(*scale)),
         },
         Location::Symbol(s) => {
             let SymbolLocation {
@@ -191,7 +244,7 @@ pub fn encode_arg(
                 scale,
                 address,
             } = &**s;
-            let addr = address.ok_or_else(|| format!("symbol `{symbol}` is not resolved"))?;
+            let addr = address.ok_or_else(|| Unencodable::UnresolvedSymbol(symbol.clone()))?;
             match base.filter(|b| b.def().class != RegClass::Ip) {
                 // `sym(%rbx)`: the register plus the symbol's link-time value, as written.
                 Some(b) => {
@@ -221,11 +274,7 @@ pub fn encode_arg(
             }
             let _ = offset; // folded into `address`
         }
-        Location::FpReg { reg } => {
-            return Err(format!(
-                "vector register {reg}: not saved in the uprobe's pt_regs"
-            ))
-        }
+        Location::FpReg { reg } => return Err(Unencodable::VectorRegister(reg.to_string())),
     }
     Ok(e)
 }
@@ -250,7 +299,7 @@ pub fn plan_site(
     for (i, a) in site.args.iter().enumerate() {
         let r = match &a.decoded {
             Ok(spec) => encode_arg(arch, layout, spec, attach_addr),
-            Err(e) => Err(e.kind.to_string()),
+            Err(e) => Err(Unencodable::Undecoded(e.kind.clone())),
         };
         match r {
             Ok(e) => args.push(e),
@@ -284,7 +333,7 @@ mod tests {
 
     fn encode(arch: Arch, text: &str) -> Result<ArgEncoding, String> {
         let spec = decode_one(arch, text).expect("decodes");
-        encode_arg(arch, Layout::V2, &spec, 0x1000)
+        encode_arg(arch, Layout::V2, &spec, 0x1000).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use super::AttachErrorKind;
+
 /// Library directories searched after `LD_LIBRARY_PATH` and `/etc/ld.so.conf.d`.
 const LIB_DIRS: &[&str] = &[
     "/lib64",
@@ -57,7 +59,7 @@ fn ld_conf_dirs() -> Vec<PathBuf> {
 ///
 /// Without a pid, a name with a `/` is used as it is; a name containing `.so` is searched
 /// like the dynamic loader would, and any other name in `PATH`.
-pub fn resolve(name: &str, pid: Option<u32>) -> Result<PathBuf, String> {
+pub fn resolve(name: &str, pid: Option<u32>) -> Result<PathBuf, AttachErrorKind> {
     if let Some(pid) = pid {
         return through_process(name, pid);
     }
@@ -117,22 +119,19 @@ pub fn resolve(name: &str, pid: Option<u32>) -> Result<PathBuf, String> {
     }
     near.sort();
     near.dedup();
-    let near: Vec<String> = near
-        .iter()
-        .take(3)
-        .map(|p| p.display().to_string())
-        .collect();
-    let near: Vec<&str> = near.iter().map(String::as_str).collect();
-    Err(format!(
-        "{name} not found in {} directories searched{}",
-        dirs.len(),
-        hint(&near)
-    ))
+    Err(AttachErrorKind::NotFound {
+        what: format!("{name} not found in {} directories searched", dirs.len()),
+        near: near
+            .iter()
+            .take(3)
+            .map(|p| p.display().to_string())
+            .collect(),
+    })
 }
 
-fn through_process(name: &str, pid: u32) -> Result<PathBuf, String> {
+fn through_process(name: &str, pid: u32) -> Result<PathBuf, AttachErrorKind> {
     let objects = crate::procmaps::objects(pid)
-        .map_err(|e| format!("reading the mappings of process {pid}: {e}"))?;
+        .map_err(|e| AttachErrorKind::os(format!("reading the mappings of process {pid}"), e))?;
     if name.starts_with('/') {
         if let Some(o) = objects.iter().find(|o| o.path == name) {
             return Ok(o.open_path.clone());
@@ -154,19 +153,19 @@ fn through_process(name: &str, pid: u32) -> Result<PathBuf, String> {
     match found {
         Some(o) => Ok(o.open_path.clone()),
         None => {
-            let near: Vec<&str> = objects
+            let near = objects
                 .iter()
-                .map(|o| o.path.as_str())
+                .map(|o| o.path.clone())
                 .filter(|p| {
                     let file = p.rsplit('/').next().unwrap_or("");
                     file.starts_with(stem(name))
                 })
                 .take(3)
                 .collect();
-            Err(format!(
-                "no file named {name} is mapped by process {pid}{}",
-                hint(&near)
-            ))
+            Err(AttachErrorKind::NotFound {
+                what: format!("no file named {name} is mapped by process {pid}"),
+                near,
+            })
         }
     }
 }
@@ -174,14 +173,6 @@ fn through_process(name: &str, pid: u32) -> Result<PathBuf, String> {
 /// `libruby` of `libruby.so`, `python3` of `python3`.
 fn stem(name: &str) -> &str {
     name.split(".so").next().unwrap_or(name)
-}
-
-fn hint(near: &[&str]) -> String {
-    match near {
-        [] => String::new(),
-        [one] => format!(" (did you mean {one}?)"),
-        more => format!(" (did you mean one of {}?)", more.join(", ")),
-    }
 }
 
 #[cfg(test)]
@@ -220,9 +211,9 @@ mod tests {
 
     #[test]
     fn near_names_are_suggested() {
-        let e = resolve("libc-nosuch.so", None).unwrap_err();
+        let e = resolve("libc-nosuch.so", None).unwrap_err().to_string();
         assert!(e.contains("not found"), "{e}");
-        let e = resolve("libc.so.99", None).unwrap_err();
+        let e = resolve("libc.so.99", None).unwrap_err().to_string();
         assert!(e.contains("did you mean") && e.contains("libc"), "{e}");
     }
 }

@@ -26,6 +26,7 @@ use crate::procmaps;
 
 /// A count moved from an alias to its semaphore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Moved {
     /// The semaphore (link-time address).
     pub semaphore: u64,
@@ -35,6 +36,7 @@ pub struct Moved {
 
 /// What [`move_misplaced`] found.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Fixed {
     /// Counts moved.
     pub moved: Vec<Moved>,
@@ -61,7 +63,13 @@ fn bytes_of(v: u16, order: ByteOrder) -> [u8; 2] {
 /// it was read from, `data` its bytes) to the semaphores themselves, in process `pid`,
 /// which must not be running (held at its entry point): the alias must be read-only there
 /// (the loader has protected RELRO) and the semaphore writable.
-pub fn move_misplaced(pid: u32, file: &Path, usdt: &UsdtFile<'_>, data: &[u8]) -> Result<Fixed> {
+pub fn move_misplaced(
+    pid: u32,
+    file: impl AsRef<Path>,
+    usdt: &UsdtFile<'_>,
+    data: &[u8],
+) -> Result<Fixed> {
+    let file = file.as_ref();
     let aliases = usdt.semaphore_aliases();
     let mut out = Fixed::default();
     if aliases.is_empty() {
@@ -159,7 +167,8 @@ pub fn move_misplaced(pid: u32, file: &Path, usdt: &UsdtFile<'_>, data: &[u8]) -
 
 /// The warning for a file whose semaphores alias another writable segment, when usdtkit
 /// cannot hold the processes that will map it (every process, or a library loaded later).
-pub fn warning(file: &Path, aliases: &[SemaphoreAlias]) -> String {
+pub fn warning(file: impl AsRef<Path>, aliases: &[SemaphoreAlias]) -> String {
+    let file = file.as_ref();
     format!(
         "{}: {} semaphore{} share{} a file page with a writable segment mapped below {} \
          (lld's RELRO layout); in processes that map the file after this attach, the kernel \

@@ -18,6 +18,7 @@ pub const MAX_ARGS: usize = 12;
 /// How the BPF side reads one argument (`enum __bpf_usdt_arg_type`, plus one value that
 /// libbpf's `bpf_usdt_arg()` answers with `-EINVAL`: an argument that cannot be read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum ArgType {
     /// `BPF_USDT_ARG_CONST`: `val_off` is the value.
     Const,
@@ -46,6 +47,7 @@ impl ArgType {
 
 /// One argument as the BPF side reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ArgEncoding {
     /// How to read it.
     pub arg_type: ArgType,
@@ -66,6 +68,7 @@ pub struct ArgEncoding {
 /// Which `struct __bpf_usdt_spec` a BPF object was built with, told by the spec map's value
 /// size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum Layout {
     /// libbpf up to 1.6: 16-byte arg specs, 208-byte spec; no SIB.
     V1,

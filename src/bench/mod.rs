@@ -4,6 +4,9 @@
 //! scale fixture with P processes mapping it. [`parse`] compares parsing with a bare note
 //! walk.
 //!
+//! Harness API (feature `harness`): used by the `usdtkit` command and the tests; not
+//! covered by semver.
+//!
 //! Detaching a uprobe_multi link waits for an RCU Tasks Trace grace period, and how long that
 //! wait is depends on when the detach starts relative to the previous grace period. Measured
 //! back to back, the previous grace period is the previous detach's, so each implementation's
@@ -314,7 +317,7 @@ pub fn hit_loop_fixture() -> Result<PathBuf> {
     let tc = gen::compile::Toolchain {
         compiler: "gcc".into(),
         cpp: false,
-        target: gen::compile::HOST.into(),
+        target: gen::compile::host().into(),
         opt: "2".into(),
         pie: true,
         freestanding: false,

@@ -1,5 +1,8 @@
 //! The conformance harness: implementations run on the same fixtures, each argument judged
 //! against the manifest, gathered into a report.
+//!
+//! Harness API (feature `harness`): used by the `usdtkit` command and the tests; not
+//! covered by semver.
 
 pub mod compare;
 pub mod env;

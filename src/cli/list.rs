@@ -38,7 +38,9 @@ fn of_process(pid: u32, paths: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf)>, St
             .iter()
             .map(|p| {
                 let name = p.to_string_lossy();
-                usdtkit::attach::resolve::resolve(&name, Some(pid)).map(|o| (p.clone(), o))
+                usdtkit::attach::resolve::resolve(&name, Some(pid))
+                    .map(|o| (p.clone(), o))
+                    .map_err(|e| e.to_string())
             })
             .collect();
     }
@@ -164,19 +166,18 @@ fn report_problems(path: &Path, usdt: &UsdtFile<'_>) -> bool {
     let mut ok = true;
     for e in usdt.errors() {
         ok = false;
-        eprintln!("usdtkit: {}: {e}", path.display());
+        // The path as the user named it, not the one opened (/proc/PID/root/...).
+        let e = usdtkit::NoteError {
+            file: Some(path.to_path_buf()),
+            ..e.clone()
+        };
+        eprintln!("usdtkit: {e}");
     }
     for site in usdt.sites() {
-        for arg in &site.args {
-            if let Err(e) = &arg.decoded {
+        for i in 0..site.args.len() {
+            if let Err(e) = site.arg_spec(i) {
                 ok = false;
-                eprintln!(
-                    "usdtkit: {}: probe {}:{}, site {:#x}: {e}",
-                    path.display(),
-                    site.provider,
-                    site.name,
-                    site.pc
-                );
+                eprintln!("usdtkit: {}", e.with_path(path));
             }
         }
     }

@@ -165,13 +165,8 @@ fn expand_targets(
             }
             continue;
         }
-        let file =
-            usdtkit::attach::resolve::resolve(path, Some(pid)).map_err(|cause| Error::Attach {
-                file: path.into(),
-                probe: None,
-                site: None,
-                cause,
-            })?;
+        let file = usdtkit::attach::resolve::resolve(path, Some(pid))
+            .map_err(|kind| Error::attach(usdtkit::Context::file(path), kind))?;
         let mapped = usdtkit::procmaps::of_file(pid, &file).is_ok_and(|v| !v.is_empty());
         if !mapped {
             let with: Vec<String> = super::list::probed_objects(pid)

@@ -28,14 +28,23 @@ pub struct Toolchain {
     pub linker: Option<String>,
 }
 
-/// The host triple usdtkit was built for.
-pub const HOST: &str = if cfg!(target_arch = "x86_64") {
-    "x86_64-unknown-linux-gnu"
-} else if cfg!(target_arch = "aarch64") {
-    "aarch64-unknown-linux-gnu"
-} else {
-    "unknown-unknown-linux-gnu"
-};
+/// The host's target triple, from [`crate::Arch::host`] (the one description of the host)
+/// and the generator's table of targets.
+pub fn host() -> &'static str {
+    let little = cfg!(target_endian = "little");
+    match crate::Arch::host() {
+        Some(crate::Arch::X86_64) => "x86_64-unknown-linux-gnu",
+        Some(crate::Arch::I386) => "i686-unknown-linux-gnu",
+        Some(arch) => super::CROSS
+            .iter()
+            .find(|c| {
+                c.arch == arch
+                    && (arch != crate::Arch::Powerpc64 || c.target.contains("le-") == little)
+            })
+            .map_or("unknown-unknown-linux-gnu", |c| c.target),
+        None => "unknown-unknown-linux-gnu",
+    }
+}
 
 impl Toolchain {
     /// The flags that tell this build apart, for names and the manifest.
@@ -59,7 +68,7 @@ impl Toolchain {
         b.compiler(&self.compiler)
             .cpp(self.cpp)
             .target(&self.target)
-            .host(HOST)
+            .host(host())
             .opt_level_str(&self.opt)
             .debug(false)
             .pic(self.pie)

@@ -2,6 +2,9 @@
 //! value is known, built with the machine's compilers under many flag sets, described by
 //! `manifest.json`.
 //!
+//! Harness API (feature `harness`): used by the `usdtkit` command and the tests; not
+//! covered by semver.
+//!
 //! Deterministic: a seed gives the same sources and the same expected values. Expected values
 //! come from what the generator passes to its probes, never from usdtkit's own decoder.
 
@@ -250,7 +253,7 @@ fn job(kind: Kind, compiler: &str, opt: &str, pie: bool) -> Job {
         Kind::Structs => ("cxx", true, "x86_64-unknown-linux-gnu"),
         Kind::Asm => ("asm", false, "x86_64-unknown-linux-gnu"),
         Kind::Cross(i) => ("cross", false, CROSS[i].target),
-        Kind::Rust(e, _) => (e.name(), false, compile::HOST),
+        Kind::Rust(e, _) => (e.name(), false, compile::host()),
     };
     Job {
         name: format!(

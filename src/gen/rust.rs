@@ -3,8 +3,9 @@
 //! oxidecomputer's `usdt` crate (a D provider, one semaphore per probe, every probe guarded
 //! by it), each linked by GNU ld and by lld (rustc's default on x86-64 Linux since 1.90).
 //! lld builds are laid out so that the semaphores share a file page with RELRO (see
-//! [`super::relro_layout`]). Built with cargo from `fixtures/rust/*/Cargo.toml` and the
-//! pinned `Cargo.lock`; the generator writes `src/main.rs`.
+//! `relro_layout`). Built with cargo from `fixtures/rust/*/Cargo.toml.in` (written out as
+//! `Cargo.toml`: one in the source tree would keep the directory out of the package) and
+//! the pinned `Cargo.lock`; the generator writes `src/main.rs`.
 //!
 //! What a tracer must read: the `probe` crate passes every argument as `x as isize` in a
 //! register (`-8@%reg`); the `usdt` crate passes each argument at its declared D type in a
@@ -22,9 +23,9 @@ use super::rng::Rng;
 use super::value::{CType, Value, INTS};
 use crate::error::{Error, Result};
 
-const PROBE_TOML: &str = include_str!("../../fixtures/rust/probe/Cargo.toml");
+const PROBE_TOML: &str = include_str!("../../fixtures/rust/probe/Cargo.toml.in");
 const PROBE_LOCK: &str = include_str!("../../fixtures/rust/probe/Cargo.lock");
-const USDT_TOML: &str = include_str!("../../fixtures/rust/usdt/Cargo.toml");
+const USDT_TOML: &str = include_str!("../../fixtures/rust/usdt/Cargo.toml.in");
 const USDT_LOCK: &str = include_str!("../../fixtures/rust/usdt/Cargo.lock");
 const USDT_D: &str = include_str!("../../fixtures/rust/usdt/provider.d");
 

@@ -74,7 +74,7 @@ pub(super) fn generate(
     let tc = Toolchain {
         compiler: "gcc".into(),
         cpp: false,
-        target: super::compile::HOST.into(),
+        target: super::compile::host().into(),
         opt: "0".into(),
         pie: true,
         freestanding: false,

@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use super::{ArgShape, SiteInfo};
 
-/// Arguments the BPF side reads, at most (`BPF_USDT_MAX_ARG_CNT`).
-pub(super) const MAX_ARGS: usize = 12;
+pub(super) use crate::attach::spec::MAX_ARGS;
 /// Size of `struct event_hdr`.
 pub(super) const HDR: usize = 32;
 /// Size of `struct str_hdr`.
@@ -18,6 +17,7 @@ const STR_FAILED: u8 = 2;
 
 /// One argument of a hit.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum ArgValue {
     /// An integer, interpreted per the note's size and sign.
     Int(i128),
@@ -29,6 +29,7 @@ pub enum ArgValue {
 
 /// The string an argument points to, as read at the hit.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct HitString {
     /// Which argument pointed to it.
     pub arg: usize,
@@ -59,6 +60,7 @@ impl HitString {
 
 /// One recorded hit.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Hit {
     /// The file holding the probe.
     pub object: Arc<Path>,

@@ -37,15 +37,10 @@ fn take_log() -> Vec<String> {
 /// The load bias of `object` in process `pid`: where its first page is mapped minus the
 /// link-time address of its first loadable segment.
 fn load_bias(pid: i32, object: &Path, first_vaddr: u64) -> Option<u64> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
-    let want = std::fs::canonicalize(object).ok()?;
-    maps.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.len() >= 6 && Path::new(f[5]) == want && u64::from_str_radix(f[2], 16).ok()? == 0)
-            .then(|| u64::from_str_radix(f[0].split('-').next()?, 16).ok())
-            .flatten()
-            .map(|start| start.wrapping_sub(first_vaddr & !0xfff))
-    })
+    let maps = crate::procmaps::of_file(u32::try_from(pid).ok()?, object).ok()?;
+    maps.iter()
+        .find(|m| m.offset == 0)
+        .map(|m| m.start.wrapping_sub(first_vaddr & !0xfff))
 }
 
 impl Recorder<'_> {

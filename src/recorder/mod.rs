@@ -36,6 +36,7 @@ const BATCH: usize = 4096;
 
 /// How the recorder attaches and what it sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RecorderOptions {
     /// [`AttachMode::Multi`] (default: one link per file) or [`AttachMode::PerfEvent`].
     pub mode: AttachMode,
@@ -63,6 +64,7 @@ pub struct RecorderOptions {
 
 /// What the recorder's BPF side counted since it was loaded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct RecorderStats {
     /// Hits the program ran for.
     pub hits: u64,
@@ -79,6 +81,7 @@ pub struct RecorderStats {
 
 /// Count mode: hits of one site by one process.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SiteCount {
     /// The file holding the probe.
     pub object: Arc<Path>,
@@ -97,6 +100,7 @@ pub struct SiteCount {
 /// Which arguments of which probes to read as strings: arguments `args` of the probes
 /// matching `provider:name` (patterns with `*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct StringArgs {
     /// Provider pattern.
     pub provider: String,
@@ -320,12 +324,7 @@ impl<'obj> Recorder<'obj> {
             m => m,
         };
         let path = crate::attach::resolve::resolve(binary, (pid > 0).then_some(pid as u32))
-            .map_err(|cause| Error::Attach {
-                file: binary.into(),
-                probe: None,
-                site: None,
-                cause,
-            })?;
+            .map_err(|kind| Error::attach(crate::Context::file(binary), kind))?;
         let mapped = MappedFile::open(&path)?;
         let usdt = mapped.usdt()?;
         let link = UsdtAttacher::new(self.program().as_fd())
@@ -346,7 +345,11 @@ impl<'obj> Recorder<'obj> {
                 name: Arc::clone(&s.name),
                 pc: s.pc,
                 args,
-                unreadable: s.unreadable.clone(),
+                unreadable: s
+                    .unreadable
+                    .iter()
+                    .map(|(i, why)| (*i, why.to_string()))
+                    .collect(),
             });
             let mask = StringArgs::mask(strings, &s.provider, &s.name);
             // A string asked of an argument the site does not have is said, not dropped.

@@ -34,6 +34,18 @@ pub(crate) fn lock_exclusive(file: &std::fs::File) -> io::Result<()> {
     }
 }
 
+/// Close `fd`, returning the kernel's error (dropping an `OwnedFd` ignores it).
+#[cfg(feature = "attach")]
+pub(crate) fn close(fd: std::os::fd::OwnedFd) -> io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    // SAFETY: `into_raw_fd` gives up ownership; the descriptor is closed exactly once here.
+    if unsafe { libc::close(fd.into_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// A read-only memory map of a whole file (empty files give an empty slice).
 #[derive(Debug)]
 pub(crate) struct Mapping {

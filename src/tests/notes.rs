@@ -221,6 +221,56 @@ fn symbols_resolve_from_symtab() {
     assert!(args[4].decoded.is_ok());
 }
 
+#[test]
+fn unreadable_symbol_tables_are_said_not_taken_for_undefined() {
+    let mut f = ElfSpec {
+        symbols: vec![SymSpec {
+            name: "counter".into(),
+            value: DATA + 0x10,
+            local: false,
+        }],
+        ..spec(vec![NoteSpec::new(
+            TEXT,
+            "p",
+            "n",
+            "4@counter(%rip) 8@%rax",
+        )])
+    }
+    .build();
+    // .symtab's sh_size made to run past the end of the file.
+    let shoff = u64::from_le_bytes(f[0x28..0x30].try_into().unwrap()) as usize;
+    let shentsize = u16::from_le_bytes(f[0x3a..0x3c].try_into().unwrap()) as usize;
+    let shnum = u16::from_le_bytes(f[0x3c..0x3e].try_into().unwrap()) as usize;
+    let symtab = (0..shnum)
+        .map(|i| shoff + i * shentsize)
+        .find(|&h| u32::from_le_bytes(f[h + 4..h + 8].try_into().unwrap()) == 2)
+        .expect("a SHT_SYMTAB section");
+    f[symtab + 0x20..symtab + 0x28].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let u = UsdtFile::parse(&f).unwrap();
+    let site = &u.sites()[0];
+    let e = site.args[0].decoded.as_ref().unwrap_err();
+    assert!(
+        matches!(e.kind, usdtkit::ArgErrorKind::SymbolTable { .. }),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("symbol tables cannot be read"),
+        "{e}"
+    );
+    assert!(site.args[1].decoded.is_ok());
+    // With its site: probe, site, note and argument named; the file once given.
+    let e = site.arg_spec(0).unwrap_err().with_path("/some/file");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "/some/file: note #0, probe p:n, site {TEXT:#x}, argument #0 `4@counter(%rip)`: {}",
+            site.args[0].decoded.as_ref().unwrap_err().kind
+        )
+    );
+    assert!(site.arg_spec(1).is_ok());
+    assert!(site.arg_spec(2).is_err());
+}
+
 fn u32le(v: u32) -> [u8; 4] {
     v.to_le_bytes()
 }

@@ -177,3 +177,38 @@ fn defined_dyn_syms(path: &str) -> Vec<(String, u64)> {
     }
     syms
 }
+
+/// The `serde` feature: the whole file as JSON, its sites the ones readelf sees.
+#[cfg(feature = "serde")]
+#[test]
+fn python_as_json_has_readelfs_sites() {
+    let path = "/usr/bin/python3.11";
+    if !common::require_file(path, "Debian python3.11") {
+        return;
+    }
+    let want = common::readelf_notes(path);
+    let mapped = MappedFile::open(path).unwrap();
+    let json = serde_json::to_value(mapped.usdt().unwrap()).unwrap();
+    assert_eq!(json["arch"], "x86_64");
+    let mut got: Vec<(String, String, u64)> = Vec::new();
+    for probe in json["probes"].as_array().unwrap() {
+        for site in probe["sites"].as_array().unwrap() {
+            got.push((
+                site["provider"].as_str().unwrap().into(),
+                site["name"].as_str().unwrap().into(),
+                site["pc"].as_u64().unwrap(),
+            ));
+            for arg in site["args"].as_array().unwrap() {
+                assert!(arg["location"].is_object(), "{arg}");
+            }
+        }
+    }
+    got.sort_by_key(|g| g.2);
+    let mut want: Vec<(String, String, u64)> = want
+        .into_iter()
+        .map(|n| (n.provider, n.name, n.pc))
+        .collect();
+    want.sort_by_key(|w| w.2);
+    assert_eq!(got, want);
+    assert_eq!(json["errors"].as_array().unwrap().len(), 0);
+}
