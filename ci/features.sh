@@ -60,7 +60,8 @@ done
   fi
 )
 
-echo "== cargo doc (all features, warnings denied)"
+echo "== cargo doc (the reader alone, and all features; warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --no-default-features
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --all-features
 echo "== cargo package --list, cargo publish --dry-run"
 cargo package --locked --list --allow-dirty | sed 's/^/  /'

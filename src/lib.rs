@@ -27,9 +27,9 @@
 //! | feature | adds |
 //! |---|---|
 //! | `serde` | `Serialize` for the public types |
-//! | `attach` | [`attach`]: a loaded BPF program attached to probes, libbpf's `usdt.bpf.h` ABI |
-//! | `libbpf-rs` | [`attach::UsdtAttacher::for_program`] for libbpf-rs programs (C libbpf) |
-//! | `recorder` | [`recorder`]: usdtkit's own BPF program and its hits (build needs clang) |
+//! | `attach` | `attach`: a loaded BPF program attached to probes, libbpf's `usdt.bpf.h` ABI |
+//! | `libbpf-rs` | `attach::UsdtAttacher::for_program` for libbpf-rs programs (C libbpf) |
+//! | `recorder` | `recorder`: usdtkit's own BPF program and its hits (build needs clang) |
 //! | `harness` | `gen`, `check`, `bench`, `synth`: the project's test harness, not semver-stable |
 //! | `cli` (default) | the `usdtkit` command |
 #![warn(missing_docs)]

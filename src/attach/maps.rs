@@ -319,38 +319,106 @@ pub(crate) fn acquire(
         }
         why
     };
-    let mut new_ids: Vec<u32> = Vec::new();
-    let mut bytes = Vec::with_capacity(size);
-    for i in 0..count {
-        bytes.clear();
-        encode(i, &mut bytes);
-        if bytes.len() != size {
-            let why = AttachErrorKind::Program(format!(
-                "a spec of {} bytes for a map of {size}-byte values",
-                bytes.len()
-            ));
-            return Err(fail(a, &mut lease, why));
-        }
-        let hash = match a.share(&bytes) {
-            Ok(id) => {
-                lease.ids.push(id);
-                continue;
-            }
-            Err(hash) => hash,
-        };
-        let id = match a.take() {
-            Some(id) => id,
-            None => match claim_more(a, maps, count - i) {
-                Ok(id) => id,
-                Err(why) => return Err(fail(a, &mut lease, why)),
-            },
-        };
-        a.fill(id, &bytes, hash);
-        lease.ids.push(id);
-        new_ids.push(id);
+    {
+        let slots = &a.slots;
+        a.by_spec.reserve(count, |&i| slots[i as usize].hash);
     }
-    // New specs go into the map a block's worth per call: straight from the block when
-    // their ids are consecutive within it (as in a fresh map), else gathered.
+    let pipelined = count >= 2 * WRITE_CHUNK;
+    let fd = maps.specs.as_fd();
+    let written = std::thread::scope(|scope| {
+        // A large attach writes its new specs from a second thread while the rest are still
+        // being encoded: the map writes take about as long as the encoding. Every spec is in
+        // the map before the caller creates the links that use it.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<u32>, Vec<u8>)>(2);
+        // Written buffers come back to be refilled: three buffers in all, not a fresh
+        // allocation (and its page faults) per chunk.
+        let (back, spare) = std::sync::mpsc::channel::<(Vec<u32>, Vec<u8>)>();
+        let writer = pipelined.then(|| {
+            scope.spawn(move || -> std::io::Result<()> {
+                for (mut ids, mut bytes) in rx {
+                    bpf::map_update_batch(fd, &ids, &bytes, size)?;
+                    ids.clear();
+                    bytes.clear();
+                    let _ = back.send((ids, bytes));
+                }
+                Ok(())
+            })
+        });
+        let mut tx = pipelined.then_some(tx);
+        let mut chunk: (Vec<u32>, Vec<u8>) = Default::default();
+        let mut new_ids: Vec<u32> = Vec::new();
+        let mut bytes = Vec::with_capacity(size);
+        for i in 0..count {
+            bytes.clear();
+            encode(i, &mut bytes);
+            if bytes.len() != size {
+                return Err(AttachErrorKind::Program(format!(
+                    "a spec of {} bytes for a map of {size}-byte values",
+                    bytes.len()
+                )));
+            }
+            let hash = match a.share(&bytes) {
+                Ok(id) => {
+                    lease.ids.push(id);
+                    continue;
+                }
+                Err(hash) => hash,
+            };
+            let id = match a.take() {
+                Some(id) => id,
+                None => claim_more(a, maps, count - i)?,
+            };
+            a.fill(id, &bytes, hash);
+            lease.ids.push(id);
+            if let Some(sender) = &tx {
+                chunk.0.push(id);
+                chunk.1.extend_from_slice(&bytes);
+                if chunk.0.len() == WRITE_CHUNK {
+                    let next = spare.try_recv().unwrap_or_default();
+                    if sender.send(std::mem::replace(&mut chunk, next)).is_err() {
+                        // The writer failed: its error is taken below.
+                        tx = None;
+                    }
+                }
+            } else if !pipelined {
+                new_ids.push(id);
+            }
+        }
+        let result = match writer {
+            Some(writer) => {
+                if let Some(sender) = tx.take() {
+                    if !chunk.0.is_empty() {
+                        let _ = sender.send(chunk);
+                    }
+                }
+                writer.join().unwrap_or_else(|_| {
+                    Err(std::io::Error::other("the spec writer thread panicked"))
+                })
+            }
+            None => write_blocks(a, fd, &new_ids, size),
+        };
+        result.map_err(|e| {
+            let what = format!("writing {count} specs into __bpf_usdt_specs");
+            AttachErrorKind::os(what, e)
+        })
+    });
+    match written {
+        Ok(()) => Ok(lease),
+        Err(why) => Err(fail(a, &mut lease, why)),
+    }
+}
+
+/// Specs sent to the writer thread at a time.
+const WRITE_CHUNK: usize = 2048;
+
+/// Write the specs of `new_ids` into the map a block's worth per call: straight from the
+/// block when their ids are consecutive within it (as in a fresh map), else gathered.
+fn write_blocks(
+    a: &Alloc,
+    fd: BorrowedFd<'_>,
+    new_ids: &[u32],
+    size: usize,
+) -> std::io::Result<()> {
     let mut gathered = Vec::new();
     for ids in new_ids.chunks(a.per_block) {
         let first = ids[0] as usize;
@@ -366,13 +434,9 @@ pub(crate) fn acquire(
             }
             &gathered[..]
         };
-        if let Err(e) = bpf::map_update_batch(maps.specs.as_fd(), ids, batch, size) {
-            let what = format!("writing {} specs into __bpf_usdt_specs", new_ids.len());
-            let why = AttachErrorKind::os(what, e);
-            return Err(fail(a, &mut lease, why));
-        }
+        bpf::map_update_batch(fd, ids, batch, size)?;
     }
-    Ok(lease)
+    Ok(())
 }
 
 #[cfg(test)]

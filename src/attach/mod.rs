@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use self::error::AttachErrorKind;
-use self::plan::{SitePlan, Unencodable};
+use self::plan::Unencodable;
 use crate::arch::Arch;
 use crate::error::{Context, Error, Result};
 use crate::probe::{MappedFile, UsdtFile};
@@ -47,6 +47,7 @@ use crate::sys::{bpf, perf};
 /// How to attach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub enum AttachMode {
     /// uprobe_multi when the program allows it, else perf events.
     #[default]
@@ -134,6 +135,21 @@ pub struct AttachedSite {
     pub spec_id: u32,
     /// Arguments that read as errors: (index, reason).
     pub unreadable: Vec<(usize, Unencodable)>,
+    /// Index of the site in [`UsdtFile::sites`] of the file it was attached from.
+    pub site_index: usize,
+}
+
+/// One site planned for attaching, its encodings and unreadable arguments as ranges of the
+/// tables shared by every site of the attach.
+struct Planned {
+    pc: u64,
+    offset: u64,
+    ref_ctr_offset: u64,
+    args: std::ops::Range<u32>,
+    unreadable: std::ops::Range<u32>,
+    probe: u32,
+    site: u32,
+    cookie: u64,
 }
 
 /// Attached probes. Dropping the link detaches them; [`UsdtLink::detach`] does the same and
@@ -308,9 +324,19 @@ impl<'p> UsdtAttacher<'p> {
         // Each plan with its probe's index in `names`: a probe's name is allocated once, not
         // once per site (50,000 sites would otherwise cost 100,000 allocations to attach and
         // as many frees to detach).
-        let mut plans: Vec<(SitePlan, usize, u64)> = Vec::new();
+        // Every site's plan in flat tables: encodings and unreadable arguments back to back
+        // (one allocation for all sites, not two per site), each site with its ranges.
+        let mut plans: Vec<Planned> = Vec::with_capacity(usdt.sites().len());
+        let mut encodings: Vec<spec::ArgEncoding> = Vec::with_capacity(3 * usdt.sites().len());
+        let mut unreadable: Vec<(usize, Unencodable)> = Vec::new();
         let mut names: Vec<(Arc<str>, Arc<str>)> = Vec::new();
         let mut warnings = Vec::new();
+        let site_index = |site: &crate::Site<'_>| {
+            // Sites are elements of `usdt.sites()`: their index, from their addresses.
+            let base = usdt.sites().as_ptr() as usize;
+            (site as *const crate::Site<'_> as usize - base)
+                / std::mem::size_of::<crate::Site<'_>>()
+        };
         for probe in usdt.probes() {
             let Some(sel) = selectors
                 .iter()
@@ -320,19 +346,29 @@ impl<'p> UsdtAttacher<'p> {
             };
             names.push((probe.provider.into(), probe.name.into()));
             for site in &probe.sites {
-                let p = plan::plan_site(usdt.arch(), maps.layout, site, mapped.bytes(), nop5);
-                if p.args.len() > spec::MAX_ARGS {
+                let (args_at, unreadable_at) = (encodings.len(), unreadable.len());
+                let (offset, ref_ctr_offset) = plan::plan_site_into(
+                    usdt.arch(),
+                    maps.layout,
+                    site,
+                    mapped.bytes(),
+                    nop5,
+                    &mut encodings,
+                    &mut unreadable,
+                );
+                let nargs = encodings.len() - args_at;
+                if nargs > spec::MAX_ARGS {
                     let at =
                         Context::file(path).probe(format!("{}:{}", probe.provider, probe.name));
                     return Err(Error::attach(
                         at.site(site.pc, Some(site.note_index)),
                         AttachErrorKind::TooManyArgs {
-                            count: p.args.len(),
+                            count: nargs,
                             max: spec::MAX_ARGS,
                         },
                     ));
                 }
-                for (i, why) in &p.unreadable {
+                for (i, why) in &unreadable[unreadable_at..] {
                     let at = site.context().arg(*i, site.args[*i].text);
                     let at = Context {
                         file: Some(path.to_path_buf()),
@@ -347,7 +383,16 @@ impl<'p> UsdtAttacher<'p> {
                     Some(first) => first + plans.len() as u64,
                     None => sel.cookie,
                 };
-                plans.push((p, names.len() - 1, cookie));
+                plans.push(Planned {
+                    pc: site.pc,
+                    offset,
+                    ref_ctr_offset,
+                    args: args_at as u32..encodings.len() as u32,
+                    unreadable: unreadable_at as u32..unreadable.len() as u32,
+                    probe: names.len() as u32 - 1,
+                    site: site_index(site) as u32,
+                    cookie,
+                });
             }
         }
         if plans.is_empty() {
@@ -371,27 +416,30 @@ impl<'p> UsdtAttacher<'p> {
         }
         let big = usdt.elf().byte_order == crate::elf::ByteOrder::Big;
         let lease = maps::acquire(&maps, plans.len(), |i, buf| {
-            let (p, _, cookie) = &plans[i];
-            spec::encode_into(maps.layout, big, &p.args, *cookie, buf);
+            let p = &plans[i];
+            let args = &encodings[p.args.start as usize..p.args.end as usize];
+            spec::encode_into(maps.layout, big, args, p.cookie, buf);
         })
         .map_err(err)?;
         let sites: Vec<AttachedSite> = plans
             .iter()
             .zip(lease.ids())
-            .map(|((p, probe, cookie), id)| AttachedSite {
-                provider: Arc::clone(&names[*probe].0),
-                name: Arc::clone(&names[*probe].1),
+            .map(|(p, id)| AttachedSite {
+                provider: Arc::clone(&names[p.probe as usize].0),
+                name: Arc::clone(&names[p.probe as usize].1),
                 pc: p.pc,
                 offset: p.offset,
-                cookie: *cookie,
+                cookie: p.cookie,
                 spec_id: *id,
-                unreadable: p.unreadable.clone(),
+                unreadable: unreadable[p.unreadable.start as usize..p.unreadable.end as usize]
+                    .to_vec(),
+                site_index: p.site as usize,
             })
             .collect();
         let cpath = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| err(AttachErrorKind::NulInPath))?;
-        let offsets: Vec<u64> = plans.iter().map(|p| p.0.offset).collect();
-        let ref_ctrs: Vec<u64> = plans.iter().map(|p| p.0.ref_ctr_offset).collect();
+        let offsets: Vec<u64> = plans.iter().map(|p| p.offset).collect();
+        let ref_ctrs: Vec<u64> = plans.iter().map(|p| p.ref_ctr_offset).collect();
         let cookies: Vec<u64> = lease.ids().iter().map(|&i| u64::from(i)).collect();
 
         let multi = || {

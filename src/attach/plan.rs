@@ -288,14 +288,42 @@ pub fn plan_site(
     file: &[u8],
     optimize_nop5: bool,
 ) -> SitePlan {
+    let (mut args, mut unreadable) = (Vec::new(), Vec::new());
+    let (offset, ref_ctr_offset) = plan_site_into(
+        arch,
+        layout,
+        site,
+        file,
+        optimize_nop5,
+        &mut args,
+        &mut unreadable,
+    );
+    SitePlan {
+        pc: site.pc,
+        offset,
+        ref_ctr_offset,
+        args,
+        unreadable,
+    }
+}
+
+/// [`plan_site`] appending the encodings and unreadable arguments to vectors shared by many
+/// sites (no allocation per site); returns the attach offset and the `ref_ctr_offset`.
+pub(crate) fn plan_site_into(
+    arch: Arch,
+    layout: Layout,
+    site: &Site<'_>,
+    file: &[u8],
+    optimize_nop5: bool,
+    args: &mut Vec<ArgEncoding>,
+    unreadable: &mut Vec<(usize, Unencodable)>,
+) -> (u64, u64) {
     let at = site.file_offset as usize;
     let nop5 = optimize_nop5
         && matches!(arch, Arch::X86_64 | Arch::I386)
         && file.get(at..at + NOP_NOP5.len()) == Some(&NOP_NOP5[..]);
     let delta = u64::from(nop5);
     let attach_addr = site.pc + delta;
-    let mut args = Vec::new();
-    let mut unreadable = Vec::new();
     for (i, a) in site.args.iter().enumerate() {
         let r = match &a.decoded {
             Ok(spec) => encode_arg(arch, layout, spec, attach_addr),
@@ -317,13 +345,10 @@ pub fn plan_site(
             }
         }
     }
-    SitePlan {
-        pc: site.pc,
-        offset: site.file_offset + delta,
-        ref_ctr_offset: site.semaphore_file_offset.unwrap_or(0),
-        args,
-        unreadable,
-    }
+    (
+        site.file_offset + delta,
+        site.semaphore_file_offset.unwrap_or(0),
+    )
 }
 
 #[cfg(test)]

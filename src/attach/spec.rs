@@ -69,6 +69,7 @@ pub struct ArgEncoding {
 /// size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub enum Layout {
     /// libbpf up to 1.6: 16-byte arg specs, 208-byte spec; no SIB.
     V1,

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{ArgShape, SiteInfo};
+use super::sites::{ArgShape, SiteInfo};
 
 pub(super) use crate::attach::spec::MAX_ARGS;
 /// Size of `struct event_hdr`.

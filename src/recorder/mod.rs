@@ -3,6 +3,7 @@
 
 mod event;
 mod libbpf;
+mod sites;
 pub(crate) mod skel;
 
 use std::cell::RefCell;
@@ -16,8 +17,8 @@ use std::time::Duration;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
 
+use self::sites::{share_args, site_infos, SiteInfo};
 use self::skel::{RecorderSkel, RecorderSkelBuilder};
-use crate::arg::{Arg, ArgList, ArgSpec};
 use crate::attach::{glob, AttachMode, ProbeSelector, UsdtAttacher, UsdtLink};
 
 use self::event::MAX_ARGS;
@@ -33,6 +34,9 @@ pub const MAX_STR_LEN: u32 = 4096;
 pub const DEFAULT_BUFFER_SIZE: u32 = 16 << 20;
 /// Records taken from the ring buffer between two reads of what was taken.
 const BATCH: usize = 4096;
+/// Files with this many sites get their hit records built on a second thread while the
+/// attach runs (below, a thread costs more than it saves).
+const PARALLEL_SITES: usize = 4096;
 
 /// How the recorder attaches and what it sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -127,55 +131,6 @@ impl StringArgs {
             .filter(|&&i| i < MAX_ARGS)
             .fold(0, |m, &i| m | (1 << i))
     }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct SiteInfo {
-    // Shared by every site of a file (or probe): one allocation, not one per site.
-    object: Arc<Path>,
-    provider: Arc<str>,
-    name: Arc<str>,
-    pc: u64,
-    args: SiteArgs,
-    unreadable: Vec<(usize, String)>,
-}
-
-/// What reading a hit's argument needs of its spec (`bpf_usdt_arg()` did the rest).
-#[derive(Debug, Clone, Copy)]
-struct ArgShape {
-    size: u32,
-    signed: bool,
-    float: bool,
-}
-
-impl From<&ArgSpec> for ArgShape {
-    fn from(s: &ArgSpec) -> Self {
-        ArgShape {
-            size: s.size,
-            signed: s.signed,
-            float: s.float,
-        }
-    }
-}
-
-/// A site's arguments (`None`: not decoded), shared by the sites attached together that
-/// have the same argument list.
-type SiteArgs = Arc<[Option<ArgShape>]>;
-
-/// The arguments of each list of `lists`, in order; a list that several sites share (a
-/// file's sites with one argument string share one slice) is converted once.
-fn share_args<'a, 'd: 'a>(lists: impl Iterator<Item = &'a ArgList<'d>>) -> Vec<SiteArgs> {
-    let mut seen: foldhash::HashMap<*const Arg<'d>, SiteArgs> = Default::default();
-    lists
-        .map(|list| {
-            let args = seen.entry(list.as_ptr()).or_insert_with(|| {
-                list.iter()
-                    .map(|a| a.decoded.as_ref().ok().map(ArgShape::from))
-                    .collect()
-            });
-            Arc::clone(args)
-        })
-        .collect()
 }
 
 /// The loaded recorder and what it is attached to.
@@ -327,30 +282,53 @@ impl<'obj> Recorder<'obj> {
             .map_err(|kind| Error::attach(crate::Context::file(binary), kind))?;
         let mapped = MappedFile::open(&path)?;
         let usdt = mapped.usdt()?;
-        let link = UsdtAttacher::new(self.program().as_fd())
+        let object: Arc<Path> = Arc::from(path.as_path());
+        // What reading this attach's hits needs, built on the other core while the attach
+        // runs (in the attach's site order: probes in file order, matched as it matches them).
+        let attacher = UsdtAttacher::new(self.program().as_fd())
             .pid(pid)
             .mode(mode)
-            .site_cookies(first)
-            .attach_file(&path, &mapped, &usdt, &sels)?;
-        let by_pc: foldhash::HashMap<u64, &crate::Site<'_>> =
-            usdt.sites().iter().map(|x| (x.pc, x)).collect();
-        let object: Arc<Path> = Arc::from(path.as_path());
-        let args = share_args(link.sites().iter().map(|s| &by_pc[&s.pc].args));
-        self.sites.reserve(link.sites().len());
-        for (s, args) in link.sites().iter().zip(args) {
-            let nargs = args.len();
-            self.sites.push(SiteInfo {
-                object: Arc::clone(&object),
-                provider: Arc::clone(&s.provider),
-                name: Arc::clone(&s.name),
-                pc: s.pc,
-                args,
-                unreadable: s
-                    .unreadable
+            .site_cookies(first);
+        let (link, mut infos) = if usdt.sites().len() < PARALLEL_SITES {
+            let link = attacher.attach_file(&path, &mapped, &usdt, &sels);
+            (link, Ok(site_infos(&usdt, selectors, &object)))
+        } else {
+            std::thread::scope(|scope| {
+                let infos = scope.spawn(|| site_infos(&usdt, selectors, &object));
+                let link = attacher.attach_file(&path, &mapped, &usdt, &sels);
+                (link, infos.join())
+            })
+        };
+        let link = link?;
+        let infos = match &mut infos {
+            Ok(infos) if infos.len() == link.sites().len() => std::mem::take(infos),
+            // Not expected: the same matching; rebuilt from the link's own sites then.
+            _ => {
+                let all = usdt.sites();
+                let args = share_args(link.sites().iter().map(|s| &all[s.site_index].args));
+                link.sites()
                     .iter()
-                    .map(|(i, why)| (*i, why.to_string()))
-                    .collect(),
-            });
+                    .zip(args)
+                    .map(|(s, args)| SiteInfo {
+                        object: Arc::clone(&object),
+                        provider: Arc::clone(&s.provider),
+                        name: Arc::clone(&s.name),
+                        pc: s.pc,
+                        args,
+                        unreadable: Vec::new(),
+                    })
+                    .collect()
+            }
+        };
+        self.sites.reserve(link.sites().len());
+        for (s, mut info) in link.sites().iter().zip(infos) {
+            let nargs = info.args.len();
+            info.unreadable = s
+                .unreadable
+                .iter()
+                .map(|(i, why)| (*i, why.to_string()))
+                .collect();
+            self.sites.push(info);
             let mask = StringArgs::mask(strings, &s.provider, &s.name);
             // A string asked of an argument the site does not have is said, not dropped.
             for i in (nargs..MAX_ARGS).filter(|i| mask & (1 << i) != 0) {

@@ -405,3 +405,32 @@ fn crashing_hanging_and_broken_cases_end_with_clear_outcomes() {
         .iter()
         .all(|r| r.result.outcome == Outcome::Error && r.result.detail.contains("missing/prog")));
 }
+
+/// Thousands of sites in one attach (specs written from a second thread while the rest are
+/// encoded, hit records built on a second thread): every value still right.
+#[test]
+fn a_scale_fixture_of_thousands_of_unique_sites_reads_right() {
+    let Some(_g) = privileged() else { return };
+    let out = std::env::temp_dir().join(format!("usdtkit-check-scale-{}", std::process::id()));
+    let m = gen::generate(&gen::GenOptions {
+        seed: 3,
+        profile: gen::Profile::Scale {
+            probes: 100,
+            sites: 60,
+            sparse: false,
+        },
+        out: out.clone(),
+        progress: false,
+    })
+    .expect("the scale fixture builds");
+    let sites: usize = m.fixtures.iter().map(|f| f.hits.len()).sum();
+    assert!(sites >= 6000, "{sites} hits expected");
+    let report = check::run_all(&out, &m, &[one("usdtkit")], &CheckOptions::default());
+    let tally = counts(&report, "usdtkit");
+    assert_eq!(
+        tally.keys().copied().collect::<Vec<_>>(),
+        vec![Outcome::Pass],
+        "{tally:?}"
+    );
+    std::fs::remove_dir_all(&out).ok();
+}
