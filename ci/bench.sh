@@ -6,8 +6,10 @@
 # On a noisy 2-core machine only builds measured side by side like this compare; a saved
 # baseline from another day does not.
 # Needs root (attach and per-hit benchmarks).
-# Usage: ci/bench.sh [BASE_REV] [--rounds N] [--json] [--only SUBSTRING]
-#                   [--save FILE] [--write]      (BASE_REV default: HEAD; N: 8)
+# Usage: ci/bench.sh [BASE_REV] [--rounds N] [--repeat K] [--json] [--only SUBSTRING]
+#                   [--save FILE] [--write]      (BASE_REV default: HEAD; N: 8; K: 3)
+# Each round runs each build K times, interleaved, and takes each build's median: most of
+# the noise here is from process to process, and one run per round hides a 10 ms change.
 #        ci/bench.sh --tables FILE               (no run: tables from a saved --save FILE)
 # --save keeps the results as JSON; --write (or --tables) puts the tables made from them
 # into README.md and benches/README.md between their bench-table markers, so the figures
@@ -17,6 +19,7 @@ cd "$(dirname "$0")/.."
 
 base=HEAD
 rounds=8
+repeat=3
 json=0
 only=""
 save=""
@@ -25,6 +28,7 @@ tables=""
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
+    --repeat) repeat=$2; shift 2 ;;
     --json) json=1; shift ;;
     --only) only=$2; shift 2 ;;
     --save) save=$2; shift 2 ;;
@@ -53,10 +57,10 @@ old=$old_target/release/usdtkit
 new=target/release/usdtkit
 
 machine="$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores, $(( $(grep MemTotal /proc/meminfo | awk '{print $2}') / 1048576 )) GiB, Linux $(uname -r)"
-python3 - "$old" "$new" "$rounds" "$json" "$rev" "$only" "$save" "$machine" <<'EOF'
+python3 - "$old" "$new" "$rounds" "$json" "$rev" "$only" "$save" "$machine" "$repeat" <<'EOF'
 import datetime, json, statistics, subprocess, sys
 old, new, rounds, as_json, rev = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
-only, save, machine = sys.argv[6], sys.argv[7], sys.argv[8]
+only, save, machine, repeat = sys.argv[6], sys.argv[7], sys.argv[8], int(sys.argv[9])
 
 def run(binary, args):
     out = subprocess.run([binary, *args], capture_output=True, text=True)
@@ -98,22 +102,27 @@ for name, args, figure in BENCHES:
         continue
     ratios, olds, news, missing = [], [], [], None
     for r in range(rounds):
-        order = [(old, olds), (new, news)] if r % 2 == 0 else [(new, news), (old, olds)]
-        got = {}
-        for binary, into in order:
-            j = run(binary, args)
-            try:
-                v = figure(j) if j is not None else None
-            except (KeyError, IndexError, TypeError):
-                v = None
-            if v is None:
-                missing = "old" if binary == old else "new"
+        order = [old, new] if r % 2 == 0 else [new, old]
+        got = {old: [], new: []}
+        for _ in range(repeat):
+            for binary in order:
+                j = run(binary, args)
+                try:
+                    v = figure(j) if j is not None else None
+                except (KeyError, IndexError, TypeError, ZeroDivisionError):
+                    v = None
+                if v is None:
+                    missing = "old" if binary == old else "new"
+                    break
+                got[binary].append(v)
+            if missing:
                 break
-            into.append(v)
-            got[binary] = v
         if missing:
             break
-        ratios.append(got[new] / got[old])
+        o, n = statistics.median(got[old]), statistics.median(got[new])
+        olds.append(o)
+        news.append(n)
+        ratios.append(n / o)
     if missing:
         results.append({"benchmark": name, "error": f"not measurable on the {missing} build"})
         print(f"bench: {name}: not measurable on the {missing} build", file=sys.stderr)
@@ -123,12 +132,13 @@ for name, args, figure in BENCHES:
     # A change beyond the spread: every round on the same side of 1 (a sign test: by chance
     # 2 in 2^rounds) and the median off 1 by more than 3%.
     flagged = (min(ratios) > 1 or max(ratios) < 1) and abs(med - 1) > 0.03
-    results.append({"benchmark": name, "rounds": rounds, "ratio_median": med, "ratio_min": min(ratios),
+    results.append({"benchmark": name, "rounds": rounds, "repeat": repeat, "ratios": ratios,
+                    "ratio_median": med, "ratio_min": min(ratios),
                     "ratio_max": max(ratios), "ratio_mad": mad, "old_median": statistics.median(olds),
                     "new_median": statistics.median(news), "flagged": flagged})
     print(f"bench: {name}: {med:.3f}", file=sys.stderr)
 
-doc = {"base": rev, "rounds": rounds, "machine": machine,
+doc = {"base": rev, "rounds": rounds, "repeat": repeat, "machine": machine,
        "date": datetime.date.today().isoformat(), "results": results}
 if save:
     with open(save, "w") as f:
@@ -136,7 +146,7 @@ if save:
 if as_json:
     print(json.dumps(doc))
     sys.exit(0)
-print(f"new (working tree) ÷ old ({rev}), {rounds} alternating rounds per benchmark")
+print(f"new (working tree) ÷ old ({rev}), {rounds} alternating rounds of {repeat} runs each per benchmark")
 print(f"{'benchmark':<44} {'old':>10} {'new':>10} {'new÷old':>8} {'min':>6} {'max':>6}  flag")
 for r in results:
     if "error" in r:

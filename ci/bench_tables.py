@@ -29,8 +29,9 @@ def fmt(v):
 
 
 def caption(doc):
-    return (f"`ci/bench.sh {doc['base']}`, {doc['rounds']} alternating rounds, {doc['date']}; "
-            f"{doc['machine']}. Medians over the rounds; new ÷ old with its range.")
+    return (f"`ci/bench.sh {doc['base']}`, {doc['rounds']} alternating rounds of "
+            f"{doc.get('repeat', 1)} runs per build, {doc['date']}; {doc['machine']}. Medians over "
+            f"the rounds; new ÷ old with its range over the rounds.")
 
 
 def full_table(doc):
