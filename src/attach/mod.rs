@@ -139,6 +139,10 @@ pub struct AttachedSite {
     pub site_index: usize,
 }
 
+/// Attaches of this many sites make the kernel link on a second thread (below, a thread
+/// costs more than it saves).
+const OVERLAP_SITES: usize = 4096;
+
 /// One site planned for attaching, its encodings and unreadable arguments as ranges of the
 /// tables shared by every site of the attach.
 struct Planned {
@@ -421,34 +425,37 @@ impl<'p> UsdtAttacher<'p> {
             spec::encode_into(maps.layout, big, args, p.cookie, buf);
         })
         .map_err(err)?;
-        let sites: Vec<AttachedSite> = plans
-            .iter()
-            .zip(lease.ids())
-            .map(|(p, id)| AttachedSite {
-                provider: Arc::clone(&names[p.probe as usize].0),
-                name: Arc::clone(&names[p.probe as usize].1),
-                pc: p.pc,
-                offset: p.offset,
-                cookie: p.cookie,
-                spec_id: *id,
-                unreadable: unreadable[p.unreadable.start as usize..p.unreadable.end as usize]
-                    .to_vec(),
-                site_index: p.site as usize,
-            })
-            .collect();
+        let build_sites = || -> Vec<AttachedSite> {
+            plans
+                .iter()
+                .zip(lease.ids())
+                .map(|(p, id)| AttachedSite {
+                    provider: Arc::clone(&names[p.probe as usize].0),
+                    name: Arc::clone(&names[p.probe as usize].1),
+                    pc: p.pc,
+                    offset: p.offset,
+                    cookie: p.cookie,
+                    spec_id: *id,
+                    unreadable: unreadable[p.unreadable.start as usize..p.unreadable.end as usize]
+                        .to_vec(),
+                    site_index: p.site as usize,
+                })
+                .collect()
+        };
         let cpath = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| err(AttachErrorKind::NulInPath))?;
         let offsets: Vec<u64> = plans.iter().map(|p| p.offset).collect();
         let ref_ctrs: Vec<u64> = plans.iter().map(|p| p.ref_ctr_offset).collect();
         let cookies: Vec<u64> = lease.ids().iter().map(|&i| u64::from(i)).collect();
 
-        let multi = || {
+        type Links = (Vec<OwnedFd>, Vec<OwnedFd>);
+        let multi = || -> std::result::Result<Links, AttachErrorKind> {
             let pid = self.pid_filter().unwrap_or(0);
             bpf::link_uprobe_multi(self.prog, &cpath, &offsets, &ref_ctrs, &cookies, pid)
                 .map(|l| (vec![l], Vec::new()))
                 .map_err(|e| AttachErrorKind::os("uprobe_multi link", e))
         };
-        let per_site = || -> std::result::Result<(Vec<OwnedFd>, Vec<OwnedFd>), AttachErrorKind> {
+        let per_site = |sites: &[AttachedSite]| -> std::result::Result<Links, AttachErrorKind> {
             let pmu = perf::uprobe_pmu_type()
                 .map_err(|e| AttachErrorKind::os("reading the uprobe PMU's type", e))?;
             let pid = self.pid_filter().map_or(-1, |p| p as i32);
@@ -472,21 +479,36 @@ impl<'p> UsdtAttacher<'p> {
             }
             Ok((links, events))
         };
-        let (mode, (links, perf_events)) = match self.mode {
-            AttachMode::Multi => (AttachMode::Multi, multi().map_err(err)?),
-            AttachMode::PerfEvent => (AttachMode::PerfEvent, per_site().map_err(err)?),
-            AttachMode::Auto => match multi() {
-                Ok(l) => (AttachMode::Multi, l),
-                Err(m) => match per_site() {
-                    Ok(l) => (AttachMode::PerfEvent, l),
-                    Err(p) => {
-                        return Err(err(AttachErrorKind::BothFailed {
-                            multi: Box::new(m),
-                            per_site: Box::new(p),
-                        }))
-                    }
-                },
+        // The uprobe_multi link (the kernel's part, most of a large attach) is made on a
+        // second thread while this one lists the attached sites.
+        let (sites, multi_result) = match self.mode {
+            AttachMode::PerfEvent => (build_sites(), None),
+            _ if plans.len() >= OVERLAP_SITES => std::thread::scope(|scope| {
+                let link = scope.spawn(multi);
+                let sites = build_sites();
+                let link = link.join().unwrap_or_else(|_| {
+                    Err(AttachErrorKind::Program("the link thread panicked".into()))
+                });
+                (sites, Some(link))
+            }),
+            _ => {
+                let link = multi();
+                (build_sites(), Some(link))
+            }
+        };
+        let (mode, (links, perf_events)) = match (self.mode, multi_result) {
+            (AttachMode::Multi, Some(r)) => (AttachMode::Multi, r.map_err(err)?),
+            (AttachMode::Auto, Some(Ok(l))) => (AttachMode::Multi, l),
+            (AttachMode::Auto, Some(Err(m))) => match per_site(&sites) {
+                Ok(l) => (AttachMode::PerfEvent, l),
+                Err(p) => {
+                    return Err(err(AttachErrorKind::BothFailed {
+                        multi: Box::new(m),
+                        per_site: Box::new(p),
+                    }))
+                }
             },
+            _ => (AttachMode::PerfEvent, per_site(&sites).map_err(err)?),
         };
         Ok(UsdtLink {
             binary: path.to_path_buf(),
