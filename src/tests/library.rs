@@ -1,18 +1,18 @@
-//! usdtkit as a dependency sees it: the README's attach example built and run for real
-//! (libbpf's own `usdt.bpf.h`, libbpf-rs, Python's probes), errors keeping the kernel's
-//! errno, `detach` reporting.
+//! usdtkit as a dependency sees it: errors keeping the kernel's errno and naming the file
+//! (the `attach` feature alone), and with `libbpf-rs` the README's attach example built and
+//! run for real (libbpf's own `usdt.bpf.h`, libbpf-rs, Python's probes), then detached.
 
 mod common;
 
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use usdtkit::attach::{AttachErrorKind, UsdtAttacher};
 use usdtkit::Error;
 
 const PYTHON: &str = "/usr/bin/python3.11";
 
+#[cfg(feature = "libbpf-rs")]
 /// The fenced block of `lang` that follows the README's "## Attaching" heading.
 fn readme_block(lang: &str) -> String {
     let readme = include_str!("../../README.md");
@@ -23,8 +23,9 @@ fn readme_block(lang: &str) -> String {
     section[start..start + len].to_string()
 }
 
+#[cfg(feature = "libbpf-rs")]
 /// The README's BPF program, compiled by the command its comment gives.
-fn build_readme_bpf(dir: &Path) -> PathBuf {
+fn build_readme_bpf(dir: &Path) -> std::path::PathBuf {
     let c = readme_block("c");
     std::fs::write(dir.join("probe.bpf.c"), &c).unwrap();
     let mut cmd = c
@@ -35,7 +36,7 @@ fn build_readme_bpf(dir: &Path) -> PathBuf {
     if std::env::consts::ARCH == "aarch64" {
         cmd = cmd.replace("__TARGET_ARCH_x86", "__TARGET_ARCH_arm64");
     }
-    let out = Command::new("sh")
+    let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("clang {cmd}"))
         .current_dir(dir)
@@ -49,6 +50,7 @@ fn build_readme_bpf(dir: &Path) -> PathBuf {
     dir.join("probe.bpf.o")
 }
 
+#[cfg(feature = "libbpf-rs")]
 #[test]
 fn the_readme_attach_example_runs() {
     let ok = common::is_root() && Path::new("/sys/kernel/tracing/trace").exists();
@@ -76,7 +78,10 @@ fn the_readme_attach_example_runs() {
     assert!(link.warnings().is_empty(), "{:?}", link.warnings());
     // Python's start-up runs generators of its frozen modules, which fire function__entry
     // (Python 3.11 fires it when a frame is entered afresh); the lines name the process.
-    let run = Command::new(PYTHON).args(["-c", "pass"]).spawn().unwrap();
+    let run = std::process::Command::new(PYTHON)
+        .args(["-c", "pass"])
+        .spawn()
+        .unwrap();
     let pid = run.id();
     assert!(run.wait_with_output().unwrap().status.success());
     let trace = std::fs::read_to_string("/sys/kernel/tracing/trace").unwrap();
