@@ -239,6 +239,18 @@ impl<'data> UsdtFile<'data> {
             .map(|p| self.probe_of(p))
     }
 
+    /// Every probe's provider and name with the indexes of its sites in
+    /// [`UsdtFile::sites`], in the order of [`UsdtFile::probes`] (no list of sites built).
+    #[cfg(feature = "attach")]
+    pub(crate) fn probes_indexed(
+        &self,
+    ) -> impl Iterator<Item = (&'data str, &'data str, &[u32])> + '_ {
+        self.probes.iter().map(|p| {
+            let idx = &self.by_probe[p.start as usize..][..p.len as usize];
+            (p.provider, p.name, idx)
+        })
+    }
+
     fn probe_of(&self, p: &ProbeEntry<'data>) -> Probe<'_, 'data> {
         let idx = &self.by_probe[p.start as usize..][..p.len as usize];
         Probe {

@@ -323,31 +323,30 @@ pub(crate) fn acquire(
         let slots = &a.slots;
         a.by_spec.reserve(count, |&i| slots[i as usize].hash);
     }
+    // New specs go into the map a chunk at a time. A large attach writes them from a second
+    // thread while the rest are still being encoded (the writes take about as long as the
+    // encoding); either way every spec is in the map before the caller makes the links that
+    // use it.
     let pipelined = count >= 2 * WRITE_CHUNK;
     let fd = maps.specs.as_fd();
     let written = std::thread::scope(|scope| {
-        // A large attach writes its new specs from a second thread while the rest are still
-        // being encoded: the map writes take about as long as the encoding. Every spec is in
-        // the map before the caller creates the links that use it.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<u32>, Vec<u8>)>(2);
-        // Written buffers come back to be refilled: three buffers in all, not a fresh
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(2);
+        // Written chunks come back to be refilled: three buffers in all, not a fresh
         // allocation (and its page faults) per chunk.
-        let (back, spare) = std::sync::mpsc::channel::<(Vec<u32>, Vec<u8>)>();
+        let (back, spare) = std::sync::mpsc::channel::<Chunk>();
         let writer = pipelined.then(|| {
             scope.spawn(move || -> std::io::Result<()> {
-                for (mut ids, mut bytes) in rx {
-                    bpf::map_update_batch(fd, &ids, &bytes, size)?;
-                    ids.clear();
-                    bytes.clear();
-                    let _ = back.send((ids, bytes));
+                for mut chunk in rx {
+                    chunk.write(fd, size)?;
+                    let _ = back.send(chunk);
                 }
                 Ok(())
             })
         });
-        let mut tx = pipelined.then_some(tx);
-        let mut chunk: (Vec<u32>, Vec<u8>) = Default::default();
-        let mut new_ids: Vec<u32> = Vec::new();
+        let tx = writer.is_some().then_some(tx);
+        let mut chunk = Chunk::default();
         let mut bytes = Vec::with_capacity(size);
+        let mut inline = Ok(());
         for i in 0..count {
             bytes.clear();
             encode(i, &mut bytes);
@@ -370,32 +369,39 @@ pub(crate) fn acquire(
             };
             a.fill(id, &bytes, hash);
             lease.ids.push(id);
-            if let Some(sender) = &tx {
-                chunk.0.push(id);
-                chunk.1.extend_from_slice(&bytes);
-                if chunk.0.len() == WRITE_CHUNK {
-                    let next = spare.try_recv().unwrap_or_default();
-                    if sender.send(std::mem::replace(&mut chunk, next)).is_err() {
-                        // The writer failed: its error is taken below.
-                        tx = None;
+            chunk.ids.push(id);
+            chunk.bytes.extend_from_slice(&bytes);
+            if chunk.ids.len() == WRITE_CHUNK {
+                match &tx {
+                    Some(sender) => {
+                        let next = spare.try_recv().unwrap_or_default();
+                        if sender.send(std::mem::replace(&mut chunk, next)).is_err() {
+                            break; // the writer failed: its error is taken below
+                        }
+                    }
+                    None => {
+                        inline = chunk.write(fd, size);
+                        if inline.is_err() {
+                            break;
+                        }
                     }
                 }
-            } else if !pipelined {
-                new_ids.push(id);
             }
         }
-        let result = match writer {
-            Some(writer) => {
-                if let Some(sender) = tx.take() {
-                    if !chunk.0.is_empty() {
-                        let _ = sender.send(chunk);
-                    }
+        if inline.is_ok() && !chunk.ids.is_empty() {
+            match &tx {
+                Some(sender) => {
+                    let _ = sender.send(chunk);
                 }
-                writer.join().unwrap_or_else(|_| {
-                    Err(std::io::Error::other("the spec writer thread panicked"))
-                })
+                None => inline = chunk.write(fd, size),
             }
-            None => write_blocks(a, fd, &new_ids, size),
+        }
+        drop(tx);
+        let result = match writer {
+            Some(writer) => writer
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the spec writer thread panicked"))),
+            None => inline,
         };
         result.map_err(|e| {
             let what = format!("writing {count} specs into __bpf_usdt_specs");
@@ -408,35 +414,24 @@ pub(crate) fn acquire(
     }
 }
 
-/// Specs sent to the writer thread at a time.
+/// New specs written to the map at a time.
 const WRITE_CHUNK: usize = 2048;
 
-/// Write the specs of `new_ids` into the map a block's worth per call: straight from the
-/// block when their ids are consecutive within it (as in a fresh map), else gathered.
-fn write_blocks(
-    a: &Alloc,
-    fd: BorrowedFd<'_>,
-    new_ids: &[u32],
-    size: usize,
-) -> std::io::Result<()> {
-    let mut gathered = Vec::new();
-    for ids in new_ids.chunks(a.per_block) {
-        let first = ids[0] as usize;
-        let one_run = ids.windows(2).all(|w| w[1] == w[0] + 1)
-            && first / a.per_block == (first + ids.len() - 1) / a.per_block;
-        let batch = if one_run {
-            let at = first % a.per_block * size;
-            &a.blocks[first / a.per_block][at..at + ids.len() * size]
-        } else {
-            gathered.clear();
-            for &id in ids {
-                gathered.extend_from_slice(a.spec(id));
-            }
-            &gathered[..]
-        };
-        bpf::map_update_batch(fd, ids, batch, size)?;
+/// New specs on their way to the map: their ids and their bytes, back to back.
+#[derive(Default)]
+struct Chunk {
+    ids: Vec<u32>,
+    bytes: Vec<u8>,
+}
+
+impl Chunk {
+    /// Write the specs into the map (`size` bytes each) and empty the chunk for reuse.
+    fn write(&mut self, fd: BorrowedFd<'_>, size: usize) -> std::io::Result<()> {
+        let r = bpf::map_update_batch(fd, &self.ids, &self.bytes, size);
+        self.ids.clear();
+        self.bytes.clear();
+        r
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -79,6 +79,25 @@ impl ProbeSelector {
             cookie,
         }
     }
+
+    /// Whether the selector takes the probe `provider:name`.
+    pub fn matches(&self, provider: &str, name: &str) -> bool {
+        glob(&self.provider, provider) && glob(&self.name, name)
+    }
+}
+
+/// The probes of `usdt` an attach with `selectors` takes, in attach order, each with the
+/// first selector that takes it and its sites' indexes in [`UsdtFile::sites`]. Whatever
+/// must line up with an attach's sites (the recorder's records) is built from this too.
+pub(crate) fn selected<'u, 'd>(
+    usdt: &'u UsdtFile<'d>,
+    selectors: &'u [ProbeSelector],
+) -> impl Iterator<Item = (&'u ProbeSelector, &'d str, &'d str, &'u [u32])> + 'u {
+    usdt.probes_indexed()
+        .filter_map(move |(provider, name, sites)| {
+            let sel = selectors.iter().find(|s| s.matches(provider, name))?;
+            Some((sel, provider, name, sites))
+        })
 }
 
 /// A file descriptor for the loaded BPF program with kernel id `id` (another process's
@@ -325,31 +344,18 @@ impl<'p> UsdtAttacher<'p> {
         }
         let maps = maps::find(self.prog).map_err(err)?;
         let nop5 = self.optimize_nop5.unwrap_or_else(perf::has_uprobe_syscall);
-        // Each plan with its probe's index in `names`: a probe's name is allocated once, not
-        // once per site (50,000 sites would otherwise cost 100,000 allocations to attach and
-        // as many frees to detach).
         // Every site's plan in flat tables: encodings and unreadable arguments back to back
-        // (one allocation for all sites, not two per site), each site with its ranges.
+        // (one allocation for all sites, not two per site), each site with its ranges and its
+        // probe's index in `names` (a probe's name is allocated once, not once per site).
         let mut plans: Vec<Planned> = Vec::with_capacity(usdt.sites().len());
         let mut encodings: Vec<spec::ArgEncoding> = Vec::with_capacity(3 * usdt.sites().len());
         let mut unreadable: Vec<(usize, Unencodable)> = Vec::new();
         let mut names: Vec<(Arc<str>, Arc<str>)> = Vec::new();
         let mut warnings = Vec::new();
-        let site_index = |site: &crate::Site<'_>| {
-            // Sites are elements of `usdt.sites()`: their index, from their addresses.
-            let base = usdt.sites().as_ptr() as usize;
-            (site as *const crate::Site<'_> as usize - base)
-                / std::mem::size_of::<crate::Site<'_>>()
-        };
-        for probe in usdt.probes() {
-            let Some(sel) = selectors
-                .iter()
-                .find(|s| glob(&s.provider, probe.provider) && glob(&s.name, probe.name))
-            else {
-                continue;
-            };
-            names.push((probe.provider.into(), probe.name.into()));
-            for site in &probe.sites {
+        for (sel, provider, name, indexes) in selected(usdt, selectors) {
+            names.push((provider.into(), name.into()));
+            for &index in indexes {
+                let site = &usdt.sites()[index as usize];
                 let (args_at, unreadable_at) = (encodings.len(), unreadable.len());
                 let (offset, ref_ctr_offset) = plan::plan_site_into(
                     usdt.arch(),
@@ -362,8 +368,7 @@ impl<'p> UsdtAttacher<'p> {
                 );
                 let nargs = encodings.len() - args_at;
                 if nargs > spec::MAX_ARGS {
-                    let at =
-                        Context::file(path).probe(format!("{}:{}", probe.provider, probe.name));
+                    let at = Context::file(path).probe(format!("{provider}:{name}"));
                     return Err(Error::attach(
                         at.site(site.pc, Some(site.note_index)),
                         AttachErrorKind::TooManyArgs {
@@ -394,7 +399,7 @@ impl<'p> UsdtAttacher<'p> {
                     args: args_at as u32..encodings.len() as u32,
                     unreadable: unreadable_at as u32..unreadable.len() as u32,
                     probe: names.len() as u32 - 1,
-                    site: site_index(site) as u32,
+                    site: index,
                     cookie,
                 });
             }

@@ -96,7 +96,7 @@ impl Recorder<'_> {
                     let mut idx = Vec::new();
                     let (provider, name): (Arc<str>, Arc<str>) =
                         (probe.provider.into(), probe.name.into());
-                    let args = super::share_args(probe.sites.iter().map(|s| &s.args));
+                    let args = super::sites::share_args(probe.sites.iter().map(|s| &s.args));
                     for (s, args) in probe.sites.iter().zip(args) {
                         idx.push(self.sites.len());
                         self.sites.push(SiteInfo {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
 
-use self::sites::{share_args, site_infos, SiteInfo};
+use self::sites::{site_infos, SiteInfo};
 use self::skel::{RecorderSkel, RecorderSkelBuilder};
 use crate::attach::{glob, AttachMode, ProbeSelector, UsdtAttacher, UsdtLink};
 
@@ -289,37 +289,29 @@ impl<'obj> Recorder<'obj> {
             .pid(pid)
             .mode(mode)
             .site_cookies(first);
-        let (link, mut infos) = if usdt.sites().len() < PARALLEL_SITES {
+        let (link, infos) = if usdt.sites().len() < PARALLEL_SITES {
             let link = attacher.attach_file(&path, &mapped, &usdt, &sels);
-            (link, Ok(site_infos(&usdt, selectors, &object)))
+            (link, site_infos(&usdt, &sels, &object))
         } else {
             std::thread::scope(|scope| {
-                let infos = scope.spawn(|| site_infos(&usdt, selectors, &object));
+                let infos = scope.spawn(|| site_infos(&usdt, &sels, &object));
                 let link = attacher.attach_file(&path, &mapped, &usdt, &sels);
-                (link, infos.join())
+                // A panicked thread built nothing: built here then.
+                let infos = infos
+                    .join()
+                    .unwrap_or_else(|_| site_infos(&usdt, &sels, &object));
+                (link, infos)
             })
         };
         let link = link?;
-        let infos = match &mut infos {
-            Ok(infos) if infos.len() == link.sites().len() => std::mem::take(infos),
-            // Not expected: the same matching; rebuilt from the link's own sites then.
-            _ => {
-                let all = usdt.sites();
-                let args = share_args(link.sites().iter().map(|s| &all[s.site_index].args));
-                link.sites()
-                    .iter()
-                    .zip(args)
-                    .map(|(s, args)| SiteInfo {
-                        object: Arc::clone(&object),
-                        provider: Arc::clone(&s.provider),
-                        name: Arc::clone(&s.name),
-                        pc: s.pc,
-                        args,
-                        unreadable: Vec::new(),
-                    })
-                    .collect()
-            }
-        };
+        if infos.len() != link.sites().len() {
+            return Err(Error::Invalid(format!(
+                "{}: internal error: {} sites attached, {} recorded",
+                path.display(),
+                link.sites().len(),
+                infos.len()
+            )));
+        }
         self.sites.reserve(link.sites().len());
         for (s, mut info) in link.sites().iter().zip(infos) {
             let nargs = info.args.len();

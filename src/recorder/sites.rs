@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::arg::{Arg, ArgList, ArgSpec};
-use crate::attach::glob;
+use crate::attach::ProbeSelector;
 
 #[derive(Debug, Clone)]
 pub(crate) struct SiteInfo {
@@ -43,20 +43,16 @@ pub(crate) type SiteArgs = Arc<[Option<ArgShape>]>;
 /// The recorder's record of every site an attach with `selectors` takes, in its order.
 pub(super) fn site_infos(
     usdt: &crate::UsdtFile<'_>,
-    selectors: &[(&str, &str)],
+    selectors: &[ProbeSelector],
     object: &Arc<Path>,
 ) -> Vec<SiteInfo> {
+    let all = usdt.sites();
     let mut lists = Vec::new();
     let mut names = Vec::new();
-    for probe in usdt.probes() {
-        if !selectors
-            .iter()
-            .any(|(p, n)| glob(p, probe.provider) && glob(n, probe.name))
-        {
-            continue;
-        }
-        let (provider, name): (Arc<str>, Arc<str>) = (probe.provider.into(), probe.name.into());
-        for site in &probe.sites {
+    for (_, provider, name, indexes) in crate::attach::selected(usdt, selectors) {
+        let (provider, name): (Arc<str>, Arc<str>) = (provider.into(), name.into());
+        for &i in indexes {
+            let site = &all[i as usize];
             lists.push(&site.args);
             names.push((Arc::clone(&provider), Arc::clone(&name), site.pc));
         }

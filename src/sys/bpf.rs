@@ -71,6 +71,7 @@ struct BatchAttr {
 
 /// `union bpf_attr` for `BPF_*_GET_FD_BY_ID`.
 #[repr(C)]
+#[derive(Default)]
 struct IdAttr {
     id: u32,
     next_id: u32,
@@ -88,6 +89,7 @@ struct InfoAttr {
 /// `union bpf_attr` for `BPF_LINK_CREATE`: the common part, then the attach type's own
 /// fields (`perf_event.bpf_cookie` is `a`; `uprobe_multi` uses them all).
 #[repr(C)]
+#[derive(Default)]
 struct LinkAttr {
     prog_fd: u32,
     target_fd: u32,
@@ -175,8 +177,7 @@ pub(crate) fn prog_map_ids(prog: BorrowedFd<'_>) -> io::Result<Vec<u32>> {
 pub(crate) fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     let mut attr = IdAttr {
         id,
-        next_id: 0,
-        open_flags: 0,
+        ..IdAttr::default()
     };
     bpf_fd(BPF_PROG_GET_FD_BY_ID, &mut attr)
 }
@@ -192,8 +193,7 @@ pub(crate) fn prog_id(prog: BorrowedFd<'_>) -> io::Result<u32> {
 pub(crate) fn map_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     let mut attr = IdAttr {
         id,
-        next_id: 0,
-        open_flags: 0,
+        ..IdAttr::default()
     };
     bpf_fd(BPF_MAP_GET_FD_BY_ID, &mut attr)
 }
@@ -276,17 +276,14 @@ pub(crate) fn link_uprobe_multi(
     assert!(offsets.len() == ref_ctr_offsets.len() && offsets.len() == cookies.len());
     let mut attr = LinkAttr {
         prog_fd: prog.as_raw_fd() as u32,
-        target_fd: 0,
         attach_type: BPF_TRACE_UPROBE_MULTI,
-        flags: 0,
         a: path.as_ptr() as u64,
         b: offsets.as_ptr() as u64,
         c: ref_ctr_offsets.as_ptr() as u64,
         d: cookies.as_ptr() as u64,
         cnt: offsets.len() as u32,
-        multi_flags: 0,
         pid,
-        _pad: 0,
+        ..LinkAttr::default()
     };
     bpf_fd(BPF_LINK_CREATE, &mut attr)
 }
@@ -301,15 +298,8 @@ pub(crate) fn link_perf_event(
         prog_fd: prog.as_raw_fd() as u32,
         target_fd: perf.as_raw_fd() as u32,
         attach_type: BPF_PERF_EVENT,
-        flags: 0,
         a: cookie,
-        b: 0,
-        c: 0,
-        d: 0,
-        cnt: 0,
-        multi_flags: 0,
-        pid: 0,
-        _pad: 0,
+        ..LinkAttr::default()
     };
     bpf_fd(BPF_LINK_CREATE, &mut attr)
 }
