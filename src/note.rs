@@ -82,8 +82,17 @@ pub fn walk(
     is_64: bool,
     order: ByteOrder,
 ) -> impl Iterator<Item = Result<RawNote<'_>, NoteError>> {
-    let mut off = 0usize;
-    let mut index = 0usize;
+    walk_from(sec, is_64, order, (0, 0))
+}
+
+/// The walk of [`walk`] from a point it passes: `(offset, index)` of a note, as
+/// [`boundary_after`] gives them.
+pub(crate) fn walk_from(
+    sec: &[u8],
+    is_64: bool,
+    order: ByteOrder,
+    (mut off, mut index): (usize, usize),
+) -> impl Iterator<Item = Result<RawNote<'_>, NoteError>> {
     // One dispatch a note; each of the four readers has its byte order and word size fixed.
     std::iter::from_fn(move || match (is_64, order) {
         (true, ByteOrder::Little) => next_note::<LittleEndian, true>(sec, &mut off, &mut index),
@@ -91,6 +100,35 @@ pub fn walk(
         (true, ByteOrder::Big) => next_note::<BigEndian, true>(sec, &mut off, &mut index),
         (false, ByteOrder::Big) => next_note::<BigEndian, false>(sec, &mut off, &mut index),
     })
+}
+
+/// The offset and index of the first note that starts at or after `target`, reached by
+/// reading headers only: a point [`walk`] passes, so that the notes before it and the notes
+/// from it can be read apart (on two threads) and give what one walk gives. `None` when a
+/// header before it is not well formed (or is padding), and when no note starts after
+/// `target`: then only one walk reads the section the way it does.
+pub(crate) fn boundary_after(
+    sec: &[u8],
+    order: ByteOrder,
+    target: usize,
+) -> Option<(usize, usize)> {
+    match order {
+        ByteOrder::Little => boundary_as::<LittleEndian>(sec, target),
+        ByteOrder::Big => boundary_as::<BigEndian>(sec, target),
+    }
+}
+
+fn boundary_as<E: Endian>(sec: &[u8], target: usize) -> Option<(usize, usize)> {
+    let (mut off, mut index) = (0, 0);
+    while off < target {
+        if sec.get(off..off + 12)?.iter().all(|&b| b == 0) {
+            return None;
+        }
+        let (_, desc_off, descsz) = note_len::<E>(sec, off)?;
+        off = align4(desc_off + descsz);
+        index += 1;
+    }
+    (off < sec.len()).then_some((off, index))
 }
 
 /// The next USDT note at or after `off` (which it moves past the note); `index` counts every

@@ -7,7 +7,9 @@
 //! 531 sites); symbol operands are noted as they are decoded and resolved together in one
 //! symbol table pass; sites are grouped into probes by their `provider\0name` text through a
 //! table of 4-byte indexes into flat arrays. Both tables are plain scans until they hold more
-//! than eight keys (most files have a few probes). Parsing makes no allocation per site.
+//! than eight keys (most files have a few probes). Parsing makes no allocation per site. A
+//! section of a megabyte or more (some 15,000 notes) is read in two halves on two threads,
+//! split at a note boundary, and joined in note order.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +25,9 @@ use crate::sys;
 
 mod tables;
 use self::tables::{Grouping, Lists};
+
+#[cfg(all(test, feature = "harness"))]
+mod split_tests;
 
 /// One probe site: one `.note.stapsdt` note, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,68 +120,54 @@ impl<'data> UsdtFile<'data> {
     /// Fails only when the file as a whole is unreadable; a malformed note becomes an entry
     /// of [`UsdtFile::errors`] and the other notes are still read.
     pub fn parse(data: &'data [u8]) -> Result<Self> {
+        Self::parse_split(data, Split::Auto)
+    }
+
+    fn parse_split(data: &'data [u8], how: Split) -> Result<Self> {
         let elf = ElfFile::parse(data)?;
         let arch = Arch::from_elf(elf.machine, elf.is_64);
-        // A note takes 60 to 150 bytes: size the site tables once rather than growing them
-        // (growing copies every site read so far: 8 MB at 100,000 sites). Bounded, as the
-        // section's size is the file's word; a reservation this large is mapped lazily, so
-        // pages never written cost nothing.
-        let estimate = elf.stapsdt_notes.map_or(0, |s| s.len() / 64).min(1 << 20);
-        let mut sites = Vec::with_capacity(estimate);
-        let mut errors = Vec::new();
-        // Each distinct argument string is decoded once into `args` (back to back; room for
-        // two arguments a string). The tables of argument lists and of probes are sized for a
-        // libjvm-sized file and grow beyond (sized for 100,000 sites, most of them would
-        // never be touched).
-        let distinct = estimate.min(1024);
-        let mut args: Vec<Arg<'data>> = Vec::with_capacity(2 * distinct);
-        let all = FileArgs::default();
-        let mut lists = Lists::with_capacity(distinct);
-        let mut symbols = SymbolArgs::default();
-        let mut grouping = Grouping::with_capacity(distinct, estimate);
-        // One pass: each site is complete (arguments, probe) while it is in cache.
-        if let Some(sec) = elf.stapsdt_notes {
-            for raw in note::walk(sec, elf.is_64, elf.byte_order) {
-                // Each site is built once, in place, after everything that can fail: the
-                // error paths are out of line.
-                let raw = match raw {
-                    Ok(raw) => raw,
-                    Err(e) => {
-                        errors.push(e);
-                        continue;
-                    }
-                };
-                let place = match place_site(&elf, &raw) {
-                    Ok(place) => place,
-                    Err(kind) => {
-                        errors.push(site_error(&elf, &raw, kind));
-                        continue;
-                    }
-                };
-                let list = lists.intern(raw.args, |text| {
-                    let start = args.len() as u32;
-                    decode_args_into(arch, text, &mut args);
-                    symbols.note(&args[start as usize..], start);
-                    (start, args.len() as u32 - start)
-                });
-                let list = ArgList::shared(&all, list.start, list.len);
-                grouping.add(raw.probe, raw.provider, raw.name);
-                sites.push(Site {
-                    provider: raw.provider,
-                    name: raw.name,
-                    pc: place.pc,
-                    file_offset: place.file_offset,
-                    semaphore: place.semaphore,
-                    semaphore_file_offset: place.semaphore_file_offset,
-                    args_text: raw.args,
-                    args: list,
-                    note_index: raw.index,
-                    trailing_bytes: raw.trailing.len(),
-                });
+        let sec = elf.stapsdt_notes.unwrap_or_default();
+        // A large section is read in two halves on two threads (split at a note boundary),
+        // each with its own tables; the halves are joined in note order.
+        let near = match how {
+            Split::Auto => (sec.len() >= PARALLEL_BYTES && two_cores()).then_some(sec.len() / 2),
+            Split::Never => None,
+            Split::Near(at) => Some(at),
+        };
+        let split = near.and_then(|at| note::boundary_after(sec, elf.byte_order, at));
+        // The first half is read in place (a reader is a few hundred bytes: no moves).
+        let mut first = Reader::new(split.map_or(sec.len(), |at| at.0));
+        let mut second = match split {
+            None => {
+                first.read(&elf, arch, sec, (0, 0));
+                None
             }
+            Some(at) => std::thread::scope(|scope| {
+                let rest = || {
+                    let mut r = Reader::new(sec.len() - at.0);
+                    r.read(&elf, arch, sec, at);
+                    r
+                };
+                let second = scope.spawn(rest);
+                first.read(&elf, arch, &sec[..at.0], (0, 0));
+                // A panicked half is read again here: the file is not half read.
+                Some(second.join().unwrap_or_else(|_| rest()))
+            }),
+        };
+        SymbolArgs::resolve(&elf, &mut first, second.as_mut());
+        first
+            .all
+            .set(first.args)
+            .expect("a file's argument lists are set once");
+        let (mut sites, mut errors, mut grouping) = (first.sites, first.errors, first.grouping);
+        if let Some(r) = second {
+            r.all
+                .set(r.args)
+                .expect("a file's argument lists are set once");
+            sites.extend(r.sites);
+            errors.extend(r.errors);
+            grouping.append(r.grouping);
         }
-        symbols.resolve(&elf, &mut args);
-        all.set(args).expect("a file's argument lists are set once");
         let (probes, by_probe) = grouping.finish();
         Ok(UsdtFile {
             elf,
@@ -257,6 +248,111 @@ impl<'data> UsdtFile<'data> {
             provider: p.provider,
             name: p.name,
             sites: idx.iter().map(|&i| &self.sites[i as usize]).collect(),
+        }
+    }
+}
+
+/// Where [`UsdtFile::parse`] splits the notes between two threads.
+#[derive(Debug, Clone, Copy)]
+enum Split {
+    /// At the middle of a large section, with two cores.
+    Auto,
+    /// Nowhere.
+    #[cfg_attr(not(all(test, feature = "harness")), allow(dead_code))]
+    Never,
+    /// At the first note from this offset (tests).
+    #[cfg_attr(not(all(test, feature = "harness")), allow(dead_code))]
+    Near(usize),
+}
+
+/// Notes of at least this many bytes (some 15,000 notes) are read on two threads.
+const PARALLEL_BYTES: usize = 1 << 20;
+
+/// Whether this process may run on two cores or more (asked once).
+fn two_cores() -> bool {
+    static TWO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TWO.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}
+
+/// What reading a run of notes gives: its sites and malformed notes, its distinct argument
+/// strings (`lists`) with their decoded lists (in `args`, which `all` will hold), the symbol
+/// operands to resolve and the sites' probes.
+struct Reader<'data> {
+    sites: Vec<Site<'data>>,
+    errors: Vec<NoteError>,
+    args: Vec<Arg<'data>>,
+    all: FileArgs<'data>,
+    symbols: SymbolArgs,
+    lists: Lists<'data>,
+    grouping: Grouping<'data>,
+}
+
+impl<'data> Reader<'data> {
+    /// A reader of `bytes` bytes of notes.
+    fn new(bytes: usize) -> Self {
+        // A note takes 60 to 150 bytes: size the site tables once rather than growing them
+        // (growing copies every site read so far: 8 MB at 100,000 sites). Bounded, as the
+        // section's size is the file's word; a reservation this large is mapped lazily, so
+        // pages never written cost nothing.
+        let estimate = (bytes / 64).min(1 << 20);
+        // Each distinct argument string is decoded once into `args` (back to back; room for
+        // two arguments a string). The tables of argument lists and of probes are sized for a
+        // libjvm-sized file and grow beyond (sized for 100,000 sites, most of them would
+        // never be touched).
+        let distinct = estimate.min(1024);
+        Reader {
+            sites: Vec::with_capacity(estimate),
+            errors: Vec::new(),
+            args: Vec::with_capacity(2 * distinct),
+            all: FileArgs::default(),
+            symbols: SymbolArgs::default(),
+            lists: Lists::with_capacity(distinct),
+            grouping: Grouping::with_capacity(distinct, estimate),
+        }
+    }
+
+    /// Read the notes of `sec` from `from` (a note's offset and index) to its end.
+    fn read(&mut self, elf: &ElfFile<'data>, arch: Arch, sec: &'data [u8], from: (usize, usize)) {
+        let r = self;
+        // One pass: each site is complete (arguments, probe) while it is in cache.
+        for raw in note::walk_from(sec, elf.is_64, elf.byte_order, from) {
+            // Each site is built once, in place, after everything that can fail: the error
+            // paths are out of line.
+            let raw = match raw {
+                Ok(raw) => raw,
+                Err(e) => {
+                    r.errors.push(e);
+                    continue;
+                }
+            };
+            let place = match place_site(elf, &raw) {
+                Ok(place) => place,
+                Err(kind) => {
+                    r.errors.push(site_error(elf, &raw, kind));
+                    continue;
+                }
+            };
+            let (args, symbols) = (&mut r.args, &mut r.symbols);
+            let list = r.lists.intern(raw.args, |text| {
+                let start = args.len() as u32;
+                decode_args_into(arch, text, args);
+                symbols.note(&args[start as usize..], start);
+                (start, args.len() as u32 - start)
+            });
+            let list = ArgList::shared(&r.all, list.start, list.len);
+            r.grouping.add(raw.probe, raw.provider, raw.name);
+            r.sites.push(Site {
+                provider: raw.provider,
+                name: raw.name,
+                pc: place.pc,
+                file_offset: place.file_offset,
+                semaphore: place.semaphore,
+                semaphore_file_offset: place.semaphore_file_offset,
+                args_text: raw.args,
+                args: list,
+                note_index: raw.index,
+                trailing_bytes: raw.trailing.len(),
+            });
         }
     }
 }
@@ -353,46 +449,53 @@ impl SymbolArgs {
         }
     }
 
-    /// Fill in the addresses of the noted operands; an unknown or ambiguous symbol becomes
-    /// an error of that argument only.
-    fn resolve(&self, elf: &ElfFile<'_>, args: &mut [Arg<'_>]) {
-        if self.args.is_empty() {
+    /// Fill in the addresses of the operands the readers noted (one symbol table pass for
+    /// both); an unknown or ambiguous symbol becomes an error of that argument only.
+    fn resolve<'d>(elf: &ElfFile<'_>, first: &mut Reader<'d>, second: Option<&mut Reader<'d>>) {
+        let more = second.as_ref().map_or(&[][..], |r| &r.symbols.args[..]);
+        if first.symbols.args.is_empty() && more.is_empty() {
             return;
         }
-        let wanted: HashSet<&str> = self.names.iter().map(String::as_str).collect();
+        let mut wanted: HashSet<&str> = first.symbols.names.iter().map(String::as_str).collect();
+        if let Some(r) = &second {
+            wanted.extend(r.symbols.names.iter().map(String::as_str));
+        }
         // Unreadable tables make every symbol operand an error saying so, not "undefined".
         let (table, broken) = match elf.find_symbols(&wanted) {
             Ok(table) => (table, None),
             Err(Error::Elf { reason, .. }) => (Default::default(), Some(reason)),
             Err(e) => (Default::default(), Some(e.to_string())),
         };
-        for &(at, index) in &self.args {
-            let arg = &mut args[at as usize];
-            let Ok(spec) = &mut arg.decoded else { continue };
-            let Location::Symbol(s) = &mut spec.location else {
-                continue;
-            };
-            let defs: &[SymbolDef] = table.get(s.symbol.as_str()).map_or(&[], |v| v);
-            let kind = match defs {
-                [] if broken.is_some() => ArgErrorKind::SymbolTable {
-                    symbol: s.symbol.clone(),
-                    reason: broken.clone().unwrap_or_default(),
-                },
-                [one] => {
-                    s.address = Some(one.value.wrapping_add(s.offset as u64));
+        drop(wanted);
+        for r in std::iter::once(first).chain(second) {
+            for &(at, index) in &r.symbols.args {
+                let arg = &mut r.args[at as usize];
+                let Ok(spec) = &mut arg.decoded else { continue };
+                let Location::Symbol(s) = &mut spec.location else {
                     continue;
-                }
-                [] => ArgErrorKind::UnresolvedSymbol(s.symbol.clone()),
-                many => ArgErrorKind::AmbiguousSymbol {
-                    symbol: s.symbol.clone(),
-                    count: many.len(),
-                },
-            };
-            arg.decoded = Err(Box::new(ArgError {
-                index: index as usize,
-                text: arg.text.to_string(),
-                kind,
-            }));
+                };
+                let defs: &[SymbolDef] = table.get(s.symbol.as_str()).map_or(&[], |v| v);
+                let kind = match defs {
+                    [] if broken.is_some() => ArgErrorKind::SymbolTable {
+                        symbol: s.symbol.clone(),
+                        reason: broken.clone().unwrap_or_default(),
+                    },
+                    [one] => {
+                        s.address = Some(one.value.wrapping_add(s.offset as u64));
+                        continue;
+                    }
+                    [] => ArgErrorKind::UnresolvedSymbol(s.symbol.clone()),
+                    many => ArgErrorKind::AmbiguousSymbol {
+                        symbol: s.symbol.clone(),
+                        count: many.len(),
+                    },
+                };
+                arg.decoded = Err(Box::new(ArgError {
+                    index: index as usize,
+                    text: arg.text.to_string(),
+                    kind,
+                }));
+            }
         }
     }
 }

@@ -162,6 +162,8 @@ impl<'data> Grouping<'data> {
         self.last = Some((key, id));
     }
 
+    // Inlined into the parse's loop (it was, with one caller), not called from it.
+    #[inline(always)]
     fn find_or_add(&mut self, key: &'data str, provider: &'data str, name: &'data str) -> u32 {
         if self.keys.len() <= SCAN_KEYS {
             if let Some(id) = self.keys.iter().position(|&(k, _)| k == key) {
@@ -200,6 +202,24 @@ impl<'data> Grouping<'data> {
         });
         self.keys.push((key, hash));
         self.keys.len() as u32 - 1
+    }
+
+    /// The sites `other` grouped, read after this one's: its probes join these (those this
+    /// one has not met come last, in their order).
+    pub(super) fn append(&mut self, other: Grouping<'data>) {
+        let ids: Vec<u32> = other
+            .keys
+            .iter()
+            .zip(&other.probes)
+            .map(|(&(key, _), p)| self.find_or_add(key, p.provider, p.name))
+            .collect();
+        self.probe_of.reserve(other.probe_of.len());
+        for &id in &other.probe_of {
+            let id = ids[id as usize];
+            self.probes[id as usize].len += 1;
+            self.probe_of.push(id);
+        }
+        self.last = None;
     }
 
     /// Hash the keys scanned so far into the index.
