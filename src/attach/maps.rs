@@ -3,13 +3,10 @@
 //! using them detaches, and a full map fails the attach with nothing written.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 
-use foldhash::fast::RandomState;
-use hashbrown::HashTable;
-
+use super::ids::Alloc;
 use super::spec::Layout;
 use super::AttachErrorKind;
 use crate::sys::bpf::{self, MapInfo};
@@ -76,135 +73,6 @@ pub(crate) fn find(prog: BorrowedFd<'_>) -> Result<SpecMaps, AttachErrorKind> {
     })
 }
 
-/// The spec ids of one map: which spec each id holds and how many sites use it. Releasing
-/// an id costs no hashing (its slot keeps the spec's hash) and no allocation: the specs sit
-/// back to back in blocks of [`BLOCK_BYTES`] (every spec of a map has the map's value size).
-/// Blocks that small come from the heap's free lists; one buffer for 50,000 specs would be a
-/// fresh mapping page-faulted in on every attach.
-#[derive(Debug, Default)]
-struct Alloc {
-    /// Bytes of one spec.
-    size: usize,
-    /// Specs in one block.
-    per_block: usize,
-    /// Ids this process claimed (see [`super::registry`]) and never handed out, in order.
-    unclaimed: std::collections::VecDeque<(u32, u32)>,
-    /// Whether this process holds claims on the map (to give back with its last link).
-    claimed: bool,
-    /// Ids handed out and released since.
-    free: Vec<u32>,
-    /// The ids in use, found by their spec's hash and bytes.
-    by_spec: HashTable<u32>,
-    /// By id.
-    slots: Vec<Slot>,
-    /// Each id's spec: id `i` is spec `i % per_block` of block `i / per_block`.
-    blocks: Vec<Box<[u8]>>,
-    /// References held, over all ids.
-    refs: usize,
-    hasher: RandomState,
-}
-
-/// Bytes of one block of specs (under glibc's smallest threshold for serving an allocation
-/// with its own mapping, 128 KiB).
-const BLOCK_BYTES: usize = 64 * 1024;
-
-#[derive(Debug, Default, Clone)]
-struct Slot {
-    hash: u64,
-    /// Sites using the id (0: free).
-    refs: usize,
-}
-
-impl Alloc {
-    /// An allocator for specs of `size` bytes.
-    fn new(size: usize) -> Self {
-        Alloc {
-            size,
-            per_block: (BLOCK_BYTES / size.max(1)).max(1),
-            ..Default::default()
-        }
-    }
-
-    /// The spec `id` holds.
-    fn spec(&self, id: u32) -> &[u8] {
-        let (block, at) = (id as usize / self.per_block, id as usize % self.per_block);
-        &self.blocks[block][at * self.size..][..self.size]
-    }
-
-    /// Take one reference on the id holding `bytes`, if some id does; else `Err(hash)`.
-    fn share(&mut self, bytes: &[u8]) -> Result<u32, u64> {
-        let hash = self.hasher.hash_one(bytes);
-        let found = self
-            .by_spec
-            .find(hash, |&id| self.spec(id) == bytes)
-            .copied();
-        match found {
-            Some(id) => {
-                self.slots[id as usize].refs += 1;
-                self.refs += 1;
-                Ok(id)
-            }
-            None => Err(hash),
-        }
-    }
-
-    /// A fresh id: a released one, else the next of the claimed ranges; `None` when both
-    /// are used up.
-    fn take(&mut self) -> Option<u32> {
-        if let Some(id) = self.free.pop() {
-            return Some(id);
-        }
-        let (first, end) = self.unclaimed.front_mut()?;
-        let id = *first;
-        *first += 1;
-        if first == end {
-            self.unclaimed.pop_front();
-        }
-        Some(id)
-    }
-
-    /// Ids `first..end` may be handed out.
-    fn add_range(&mut self, first: u32, end: u32) {
-        if first < end {
-            self.unclaimed.push_back((first, end));
-        }
-    }
-
-    /// Record that `id` now holds `bytes` (`size` of them, whose hash is `hash`), used once.
-    fn fill(&mut self, id: u32, bytes: &[u8], hash: u64) {
-        let at = id as usize;
-        if self.slots.len() <= at {
-            self.slots.resize(at + 1, Slot::default());
-        }
-        let (block, i) = (at / self.per_block, at % self.per_block);
-        while self.blocks.len() <= block {
-            let block = vec![0; self.per_block * self.size];
-            self.blocks.push(block.into_boxed_slice());
-        }
-        self.blocks[block][i * self.size..][..self.size].copy_from_slice(bytes);
-        self.slots[at] = Slot { hash, refs: 1 };
-        self.refs += 1;
-        let slots = &self.slots;
-        self.by_spec
-            .insert_unique(hash, id, |&i| slots[i as usize].hash);
-    }
-
-    /// Drop one reference on `id`; the last one frees it.
-    fn release(&mut self, id: u32) {
-        let Some(slot) = self.slots.get_mut(id as usize).filter(|s| s.refs > 0) else {
-            return;
-        };
-        slot.refs -= 1;
-        self.refs -= 1;
-        if slot.refs == 0 {
-            if let Ok(e) = self.by_spec.find_entry(slot.hash, |&i| i == id) {
-                e.remove();
-            }
-            self.free.push(id);
-        }
-    }
-}
-
 /// Spec-id allocators, one per spec map (by map id), shared by every link of the process.
 static ALLOCATORS: Mutex<Option<HashMap<u32, Alloc>>> = Mutex::new(None);
 
@@ -244,9 +112,9 @@ impl SpecLease {
                 a.release(id);
             }
         }
-        // The map's last link: forget it (and its blocks of specs), and give its ids back
+        // The map's last link: forget it (and the specs it keeps), and give its ids back
         // to other processes.
-        if last || a.by_spec.is_empty() {
+        if last || a.in_use() == 0 {
             if let Some(a) = all.remove(&self.map_id) {
                 if a.claimed {
                     return super::registry::release(self.map_id);
@@ -287,7 +155,7 @@ fn claim_more(a: &mut Alloc, maps: &SpecMaps, left: usize) -> Result<u32, Attach
         let (others, pids) = super::registry::held_by_others(maps.info.id);
         AttachErrorKind::SpecsFull {
             capacity,
-            in_use: a.by_spec.len(),
+            in_use: a.in_use(),
             others,
             pids,
         }
@@ -319,10 +187,7 @@ pub(crate) fn acquire(
         }
         why
     };
-    {
-        let slots = &a.slots;
-        a.by_spec.reserve(count, |&i| slots[i as usize].hash);
-    }
+    a.reserve(count);
     // New specs go into the map a chunk at a time. A large attach writes them from a second
     // thread while the rest are still being encoded (the writes take about as long as the
     // encoding); either way every spec is in the map before the caller makes the links that
@@ -356,18 +221,18 @@ pub(crate) fn acquire(
                     bytes.len()
                 )));
             }
-            let hash = match a.share(&bytes) {
+            let missing = match a.share(&bytes) {
                 Ok(id) => {
                     lease.ids.push(id);
                     continue;
                 }
-                Err(hash) => hash,
+                Err(missing) => missing,
             };
             let id = match a.take() {
                 Some(id) => id,
                 None => claim_more(a, maps, count - i)?,
             };
-            a.fill(id, &bytes, hash);
+            a.fill(id, missing);
             lease.ids.push(id);
             chunk.ids.push(id);
             chunk.bytes.extend_from_slice(&bytes);
@@ -437,50 +302,7 @@ impl Chunk {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Take ids for `specs` as `acquire` does, without a map.
-    fn take_all(a: &mut Alloc, specs: &[&[u8]], capacity: u32) -> Option<Vec<u32>> {
-        // A fresh allocator is given ids 0..capacity, as if it had claimed them.
-        if a.unclaimed.is_empty() && a.slots.is_empty() {
-            a.add_range(0, capacity);
-        }
-        let mut ids = Vec::new();
-        for bytes in specs {
-            match a.share(bytes) {
-                Ok(id) => ids.push(id),
-                Err(hash) => {
-                    let id = a.take()?;
-                    a.fill(id, bytes, hash);
-                    ids.push(id);
-                }
-            }
-        }
-        Some(ids)
-    }
-
-    #[test]
-    fn identical_specs_share_an_id_until_the_last_release() {
-        let mut a = Alloc::new(2);
-        let ids = take_all(&mut a, &[b"aa", b"bb", b"aa"], 8).unwrap();
-        assert_eq!(ids, [0, 1, 0]);
-        // A second lease of the same spec shares it too.
-        assert_eq!(take_all(&mut a, &[b"bb"], 8).unwrap(), [1]);
-        a.release(0);
-        assert_eq!(a.share(b"aa").ok(), Some(0), "one reference left");
-        a.release(0);
-        a.release(0);
-        assert!(a.share(b"aa").is_err(), "freed with its last reference");
-        // The freed id is reused, with its new spec.
-        assert_eq!(take_all(&mut a, &[b"cc"], 8).unwrap(), [0]);
-        assert_eq!(a.share(b"cc").ok(), Some(0));
-        // Releasing a free or unknown id changes nothing.
-        a.release(7);
-        a.release(1);
-        a.release(1);
-        a.release(1);
-        assert!(a.share(b"bb").is_err());
-        assert_eq!(a.free, [1]);
-    }
+    use crate::attach::ids::tests::take_all;
 
     #[test]
     fn the_last_lease_forgets_the_allocator_and_earlier_ones_release_their_ids() {
@@ -489,7 +311,10 @@ mod tests {
         let mut a = Alloc::new(2);
         let first = take_all(&mut a, &[b"aa", b"bb"], 8).unwrap();
         let second = take_all(&mut a, &[b"bb", b"cc"], 8).unwrap();
-        assert_eq!((a.refs, a.spec(0), a.spec(2)), (4, &b"aa"[..], &b"cc"[..]));
+        assert_eq!(
+            (a.refs, a.spec(0), a.spec(2)),
+            (4, b"aa".to_vec(), b"cc".to_vec())
+        );
         ALLOCATORS
             .lock()
             .unwrap()
@@ -497,12 +322,14 @@ mod tests {
             .insert(map_id, a);
         drop(SpecLease { map_id, ids: first });
         {
-            let g = ALLOCATORS.lock().unwrap();
-            let a = &g.as_ref().unwrap()[&map_id];
-            assert_eq!(a.refs, 2);
-            assert_eq!(a.free, [0], "`aa` had no other user; `bb` still has one");
-            assert_eq!(a.slots[1].refs, 1);
+            let mut g = ALLOCATORS.lock().unwrap();
+            let a = g.as_mut().unwrap().get_mut(&map_id).unwrap();
+            assert_eq!((a.refs, a.in_use()), (2, 2));
             assert_eq!(a.spec(1), b"bb");
+            // `aa` had no other user: freed, and its id is the next one handed out.
+            assert!(a.share(b"aa").is_err());
+            assert_eq!(a.take(), Some(0));
+            a.add_range(0, 1);
         }
         drop(SpecLease {
             map_id,
@@ -510,40 +337,5 @@ mod tests {
         });
         let g = ALLOCATORS.lock().unwrap();
         assert!(!g.as_ref().unwrap().contains_key(&map_id));
-    }
-
-    #[test]
-    fn specs_cross_blocks_intact() {
-        // Three specs a block: ids 0-2 in the first, 3-5 in the second, ...
-        let size = BLOCK_BYTES / 3;
-        let mut a = Alloc::new(size);
-        assert_eq!(a.per_block, 3);
-        let specs: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i + 1; size]).collect();
-        let refs: Vec<&[u8]> = specs.iter().map(|s| &s[..]).collect();
-        let ids = take_all(&mut a, &refs, 100).unwrap();
-        assert_eq!(ids, (0..8).collect::<Vec<u32>>());
-        assert_eq!(a.blocks.len(), 3);
-        for (id, spec) in ids.iter().zip(&specs) {
-            assert_eq!(a.spec(*id), &spec[..]);
-            assert_eq!(a.share(spec).ok(), Some(*id));
-        }
-        // A freed id in the second block takes a new spec in place.
-        a.release(4);
-        a.release(4);
-        let ids = take_all(&mut a, &[&vec![0xee; size][..]], 100).unwrap();
-        assert_eq!(ids, [4]);
-        assert_eq!(a.spec(4), &vec![0xee; size][..]);
-        assert_eq!(a.spec(5), &specs[5][..], "its neighbour is untouched");
-    }
-
-    #[test]
-    fn capacity_is_enforced() {
-        let mut a = Alloc::new(1);
-        assert!(take_all(&mut a, &[b"a", b"b"], 2).is_some());
-        assert!(take_all(&mut a, &[b"c"], 2).is_none());
-        assert!(
-            take_all(&mut a, &[b"a"], 2).is_some(),
-            "sharing needs no new id"
-        );
     }
 }

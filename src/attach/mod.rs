@@ -28,6 +28,7 @@ pub mod resolve;
 pub mod semaphore;
 pub mod spec;
 
+mod ids;
 mod maps;
 mod registry;
 
@@ -333,7 +334,21 @@ impl<'p> UsdtAttacher<'p> {
         usdt: &UsdtFile<'_>,
         selectors: &[ProbeSelector],
     ) -> Result<UsdtLink> {
-        let path = path.as_ref();
+        self.attach_file_with(path.as_ref(), mapped, usdt, selectors, || ())
+            .map(|(link, ())| link)
+    }
+
+    /// [`UsdtAttacher::attach_file`], running `meanwhile` on this thread while the kernel
+    /// makes a large link on another (or after a small one): work of the caller's that
+    /// costs no time there. Not run when the attach fails before the link.
+    pub(crate) fn attach_file_with<T>(
+        &self,
+        path: &Path,
+        mapped: &MappedFile,
+        usdt: &UsdtFile<'_>,
+        selectors: &[ProbeSelector],
+        meanwhile: impl FnOnce() -> T,
+    ) -> Result<(UsdtLink, T)> {
         let err = |kind| Error::attach(Context::file(path), kind);
         let host = Arch::host();
         if !host.is_some_and(|h| plan::runs_on(h, usdt.arch())) {
@@ -486,19 +501,20 @@ impl<'p> UsdtAttacher<'p> {
         };
         // The uprobe_multi link (the kernel's part, most of a large attach) is made on a
         // second thread while this one lists the attached sites.
-        let (sites, multi_result) = match self.mode {
-            AttachMode::PerfEvent => (build_sites(), None),
+        let (sites, multi_result, extra) = match self.mode {
+            AttachMode::PerfEvent => (build_sites(), None, meanwhile()),
             _ if plans.len() >= OVERLAP_SITES => std::thread::scope(|scope| {
                 let link = scope.spawn(multi);
                 let sites = build_sites();
+                let extra = meanwhile();
                 let link = link.join().unwrap_or_else(|_| {
                     Err(AttachErrorKind::Program("the link thread panicked".into()))
                 });
-                (sites, Some(link))
+                (sites, Some(link), extra)
             }),
             _ => {
                 let link = multi();
-                (build_sites(), Some(link))
+                (build_sites(), Some(link), meanwhile())
             }
         };
         let (mode, (links, perf_events)) = match (self.mode, multi_result) {
@@ -515,7 +531,7 @@ impl<'p> UsdtAttacher<'p> {
             },
             _ => (AttachMode::PerfEvent, per_site(&sites).map_err(err)?),
         };
-        Ok(UsdtLink {
+        let link = UsdtLink {
             binary: path.to_path_buf(),
             mode,
             links,
@@ -523,7 +539,8 @@ impl<'p> UsdtAttacher<'p> {
             _lease: lease,
             sites,
             warnings,
-        })
+        };
+        Ok((link, extra))
     }
 }
 

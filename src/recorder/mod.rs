@@ -34,9 +34,6 @@ pub const MAX_STR_LEN: u32 = 4096;
 pub const DEFAULT_BUFFER_SIZE: u32 = 16 << 20;
 /// Records taken from the ring buffer between two reads of what was taken.
 const BATCH: usize = 4096;
-/// Files with this many sites get their hit records built on a second thread while the
-/// attach runs (below, a thread costs more than it saves).
-const PARALLEL_SITES: usize = 4096;
 
 /// How the recorder attaches and what it sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -283,27 +280,16 @@ impl<'obj> Recorder<'obj> {
         let mapped = MappedFile::open(&path)?;
         let usdt = mapped.usdt()?;
         let object: Arc<Path> = Arc::from(path.as_path());
-        // What reading this attach's hits needs, built on the other core while the attach
-        // runs (in the attach's site order: probes in file order, matched as it matches them).
+        // What reading this attach's hits needs, built while the kernel makes the link (in
+        // the attach's site order: probes in file order, matched as it matches them).
         let attacher = UsdtAttacher::new(self.program().as_fd())
             .pid(pid)
             .mode(mode)
             .site_cookies(first);
-        let (link, infos) = if usdt.sites().len() < PARALLEL_SITES {
-            let link = attacher.attach_file(&path, &mapped, &usdt, &sels);
-            (link, site_infos(&usdt, &sels, &object))
-        } else {
-            std::thread::scope(|scope| {
-                let infos = scope.spawn(|| site_infos(&usdt, &sels, &object));
-                let link = attacher.attach_file(&path, &mapped, &usdt, &sels);
-                // A panicked thread built nothing: built here then.
-                let infos = infos
-                    .join()
-                    .unwrap_or_else(|_| site_infos(&usdt, &sels, &object));
-                (link, infos)
-            })
-        };
-        let link = link?;
+        let link = attacher.attach_file_with(&path, &mapped, &usdt, &sels, || {
+            site_infos(&usdt, &sels, &object)
+        });
+        let (link, infos) = link?;
         if infos.len() != link.sites().len() {
             return Err(Error::Invalid(format!(
                 "{}: internal error: {} sites attached, {} recorded",
