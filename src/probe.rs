@@ -269,7 +269,7 @@ enum Split {
 const PARALLEL_BYTES: usize = 1 << 20;
 
 /// Whether this process may run on two cores or more (asked once).
-fn two_cores() -> bool {
+pub(crate) fn two_cores() -> bool {
     static TWO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *TWO.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
 }

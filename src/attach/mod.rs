@@ -31,6 +31,7 @@ pub mod spec;
 mod ids;
 mod maps;
 mod registry;
+mod table;
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -162,19 +163,6 @@ pub struct AttachedSite {
 /// Attaches of this many sites make the kernel link on a second thread (below, a thread
 /// costs more than it saves).
 const OVERLAP_SITES: usize = 4096;
-
-/// One site planned for attaching, its encodings and unreadable arguments as ranges of the
-/// tables shared by every site of the attach.
-struct Planned {
-    pc: u64,
-    offset: u64,
-    ref_ctr_offset: u64,
-    args: std::ops::Range<u32>,
-    unreadable: std::ops::Range<u32>,
-    probe: u32,
-    site: u32,
-    cookie: u64,
-}
 
 /// Attached probes. Dropping the link detaches them; [`UsdtLink::detach`] does the same and
 /// reports errors.
@@ -359,66 +347,20 @@ impl<'p> UsdtAttacher<'p> {
         }
         let maps = maps::find(self.prog).map_err(err)?;
         let nop5 = self.optimize_nop5.unwrap_or_else(perf::has_uprobe_syscall);
-        // Every site's plan in flat tables: encodings and unreadable arguments back to back
-        // (one allocation for all sites, not two per site), each site with its ranges and its
-        // probe's index in `names` (a probe's name is allocated once, not once per site).
-        let mut plans: Vec<Planned> = Vec::with_capacity(usdt.sites().len());
-        let mut encodings: Vec<spec::ArgEncoding> = Vec::with_capacity(3 * usdt.sites().len());
-        let mut unreadable: Vec<(usize, Unencodable)> = Vec::new();
-        let mut names: Vec<(Arc<str>, Arc<str>)> = Vec::new();
-        let mut warnings = Vec::new();
-        for (sel, provider, name, indexes) in selected(usdt, selectors) {
-            names.push((provider.into(), name.into()));
-            for &index in indexes {
-                let site = &usdt.sites()[index as usize];
-                let (args_at, unreadable_at) = (encodings.len(), unreadable.len());
-                let (offset, ref_ctr_offset) = plan::plan_site_into(
-                    usdt.arch(),
-                    maps.layout,
-                    site,
-                    mapped.bytes(),
-                    nop5,
-                    &mut encodings,
-                    &mut unreadable,
-                );
-                let nargs = encodings.len() - args_at;
-                if nargs > spec::MAX_ARGS {
-                    let at = Context::file(path).probe(format!("{provider}:{name}"));
-                    return Err(Error::attach(
-                        at.site(site.pc, Some(site.note_index)),
-                        AttachErrorKind::TooManyArgs {
-                            count: nargs,
-                            max: spec::MAX_ARGS,
-                        },
-                    ));
-                }
-                for (i, why) in &unreadable[unreadable_at..] {
-                    let at = site.context().arg(*i, site.args[*i].text);
-                    let at = Context {
-                        file: Some(path.to_path_buf()),
-                        ..at
-                    };
-                    let w = format!("{at}: will read as an error: {why}");
-                    if !warnings.contains(&w) {
-                        warnings.push(w);
-                    }
-                }
-                let cookie = match self.site_cookies {
-                    Some(first) => first + plans.len() as u64,
-                    None => sel.cookie,
-                };
-                plans.push(Planned {
-                    pc: site.pc,
-                    offset,
-                    ref_ctr_offset,
-                    args: args_at as u32..encodings.len() as u32,
-                    unreadable: unreadable_at as u32..unreadable.len() as u32,
-                    probe: names.len() as u32 - 1,
-                    site: index,
-                    cookie,
-                });
-            }
-        }
+        let setting = table::Setting {
+            path,
+            file: mapped.bytes(),
+            layout: maps.layout,
+            nop5,
+            site_cookies: self.site_cookies,
+        };
+        let table::Table {
+            plans,
+            encodings,
+            unreadable,
+            names,
+            warnings,
+        } = table::build(usdt, selectors, &setting)?;
         if plans.is_empty() {
             let wanted: Vec<String> = selectors
                 .iter()
