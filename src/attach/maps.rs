@@ -209,20 +209,23 @@ pub(crate) fn acquire(
             })
         });
         let tx = writer.is_some().then_some(tx);
-        let mut chunk = Chunk::default();
-        let mut bytes = Vec::with_capacity(size);
+        let room = count.min(WRITE_CHUNK);
+        let mut chunk = Chunk::with_room(room, size);
         let mut inline = Ok(());
         for i in 0..count {
-            bytes.clear();
-            encode(i, &mut bytes);
-            if bytes.len() != size {
+            // Encoded straight into the chunk; taken back out when an id has it already.
+            let start = chunk.bytes.len();
+            encode(i, &mut chunk.bytes);
+            let spec = &chunk.bytes[start..];
+            if spec.len() != size {
                 return Err(AttachErrorKind::Program(format!(
                     "a spec of {} bytes for a map of {size}-byte values",
-                    bytes.len()
+                    spec.len()
                 )));
             }
-            let missing = match a.share(&bytes) {
+            let missing = match a.share(spec) {
                 Ok(id) => {
+                    chunk.bytes.truncate(start);
                     lease.ids.push(id);
                     continue;
                 }
@@ -235,11 +238,12 @@ pub(crate) fn acquire(
             a.fill(id, missing);
             lease.ids.push(id);
             chunk.ids.push(id);
-            chunk.bytes.extend_from_slice(&bytes);
             if chunk.ids.len() == WRITE_CHUNK {
                 match &tx {
                     Some(sender) => {
-                        let next = spare.try_recv().unwrap_or_default();
+                        let next = spare
+                            .try_recv()
+                            .unwrap_or_else(|_| Chunk::with_room(room, size));
                         if sender.send(std::mem::replace(&mut chunk, next)).is_err() {
                             break; // the writer failed: its error is taken below
                         }
@@ -283,13 +287,20 @@ pub(crate) fn acquire(
 const WRITE_CHUNK: usize = 2048;
 
 /// New specs on their way to the map: their ids and their bytes, back to back.
-#[derive(Default)]
 struct Chunk {
     ids: Vec<u32>,
     bytes: Vec<u8>,
 }
 
 impl Chunk {
+    /// An empty chunk with room for `specs` specs of `size` bytes.
+    fn with_room(specs: usize, size: usize) -> Self {
+        Chunk {
+            ids: Vec::with_capacity(specs),
+            bytes: Vec::with_capacity(specs * size),
+        }
+    }
+
     /// Write the specs into the map (`size` bytes each) and empty the chunk for reuse.
     fn write(&mut self, fd: BorrowedFd<'_>, size: usize) -> std::io::Result<()> {
         let r = bpf::map_update_batch(fd, &self.ids, &self.bytes, size);
