@@ -138,8 +138,10 @@ impl Alloc {
         }
     }
 
-    /// Record that `id` now holds the spec [`Alloc::share`] just missed, used once.
+    /// Record that `id` now holds the spec [`Alloc::share`] just missed, used once (the
+    /// spec is the one `share` left in `scratch`: nothing may look up another in between).
     pub fn fill(&mut self, id: u32, missing: Missing) {
+        debug_assert_eq!(self.hasher.hash_one(&self.scratch[..]), missing.0);
         let at = id as usize;
         if self.slots.len() <= at {
             self.slots.resize(at + 1, Slot::default());
