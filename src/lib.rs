@@ -43,6 +43,7 @@ pub mod arg;
 pub mod elf;
 pub mod error;
 pub mod note;
+mod parallel;
 pub mod probe;
 pub mod procmaps;
 

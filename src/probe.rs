@@ -21,6 +21,7 @@ use crate::arg::{decode_args_into, split_args, Arg, ArgList, FileArgs, Location,
 use crate::elf::{ElfFile, SymbolDef};
 use crate::error::{ArgError, ArgErrorKind, Context, Error, NoteError, NoteErrorKind, Result};
 use crate::note::{self, RawNote};
+use crate::parallel;
 use crate::sys;
 
 mod tables;
@@ -130,7 +131,9 @@ impl<'data> UsdtFile<'data> {
         // A large section is read in two halves on two threads (split at a note boundary),
         // each with its own tables; the halves are joined in note order.
         let near = match how {
-            Split::Auto => (sec.len() >= PARALLEL_BYTES && two_cores()).then_some(sec.len() / 2),
+            Split::Auto => {
+                (sec.len() >= PARALLEL_BYTES && parallel::two_cores()).then_some(sec.len() / 2)
+            }
             Split::Never => None,
             Split::Near(at) => Some(at),
         };
@@ -142,17 +145,16 @@ impl<'data> UsdtFile<'data> {
                 first.read(&elf, arch, sec, (0, 0));
                 None
             }
-            Some(at) => std::thread::scope(|scope| {
+            Some(at) => {
                 let rest = || {
                     let mut r = Reader::new(sec.len() - at.0);
                     r.read(&elf, arch, sec, at);
                     r
                 };
-                let second = scope.spawn(rest);
-                first.read(&elf, arch, &sec[..at.0], (0, 0));
-                // A panicked half is read again here: the file is not half read.
-                Some(second.join().unwrap_or_else(|_| rest()))
-            }),
+                let ((), second) =
+                    parallel::join(|| first.read(&elf, arch, &sec[..at.0], (0, 0)), rest);
+                Some(second)
+            }
         };
         SymbolArgs::resolve(&elf, &mut first, second.as_mut());
         first
@@ -267,12 +269,6 @@ enum Split {
 
 /// Notes of at least this many bytes (some 15,000 notes) are read on two threads.
 const PARALLEL_BYTES: usize = 1 << 20;
-
-/// Whether this process may run on two cores or more (asked once).
-pub(crate) fn two_cores() -> bool {
-    static TWO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *TWO.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
-}
 
 /// What reading a run of notes gives: its sites and malformed notes, its distinct argument
 /// strings (`lists`) with their decoded lists (in `args`, which `all` will hold), the symbol

@@ -83,9 +83,10 @@ pub(super) fn build(
             });
         }
     }
-    let parallel = picks.len() >= PARALLEL_SITES && crate::probe::two_cores();
+    let parallel = picks.len() >= PARALLEL_SITES && crate::parallel::two_cores();
     let planned = plan_all(usdt, &picks, &names, how, parallel)?;
     let mut warnings = Vec::new();
+    let mut given = foldhash::HashSet::default();
     for p in planned.plans.iter().filter(|p| !p.unreadable.is_empty()) {
         let site = &usdt.sites()[p.site as usize];
         let range = p.unreadable.start as usize..p.unreadable.end as usize;
@@ -95,7 +96,7 @@ pub(super) fn build(
                 ..site.context().arg(*i, site.args[*i].text)
             };
             let w = format!("{at}: will read as an error: {why}");
-            if !warnings.contains(&w) {
+            if given.insert(w.clone()) {
                 warnings.push(w);
             }
         }
@@ -121,15 +122,10 @@ fn plan_all(
         return Part::plan(usdt, picks, names, how);
     }
     let (front, back) = picks.split_at(picks.len() / 2);
-    let (first, second) = std::thread::scope(|scope| {
-        let second = scope.spawn(|| Part::plan(usdt, back, names, how));
-        let first = Part::plan(usdt, front, names, how);
-        // A panicked half is planned again here.
-        let second = second
-            .join()
-            .unwrap_or_else(|_| Part::plan(usdt, back, names, how));
-        (first, second)
-    });
+    let (first, second) = crate::parallel::join(
+        || Part::plan(usdt, front, names, how),
+        || Part::plan(usdt, back, names, how),
+    );
     // The first error in attach order.
     let mut first = first?;
     first.append(second?);
