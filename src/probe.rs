@@ -24,7 +24,7 @@ use crate::note::{self, RawNote};
 use crate::parallel;
 use crate::sys;
 
-mod tables;
+pub(crate) mod tables;
 use self::tables::{Grouping, Lists};
 
 #[cfg(all(test, feature = "harness"))]
@@ -95,11 +95,11 @@ pub struct Probe<'f, 'data> {
 
 /// One probe of the file: its name and where its sites are in `UsdtFile::by_probe`.
 #[derive(Debug, Clone)]
-struct ProbeEntry<'data> {
-    provider: &'data str,
-    name: &'data str,
-    start: u32,
-    len: u32,
+pub(crate) struct ProbeEntry<'data> {
+    pub(crate) provider: &'data str,
+    pub(crate) name: &'data str,
+    pub(crate) start: u32,
+    pub(crate) len: u32,
 }
 
 /// The USDT probes of one ELF file.
@@ -268,7 +268,7 @@ enum Split {
 }
 
 /// Notes of at least this many bytes (some 15,000 notes) are read on two threads.
-const PARALLEL_BYTES: usize = 1 << 20;
+pub(crate) const PARALLEL_BYTES: usize = 1 << 20;
 
 /// What reading a run of notes gives: its sites and malformed notes, its distinct argument
 /// strings (`lists`) with their decoded lists (in `args`, which `all` will hold), the symbol
@@ -355,11 +355,11 @@ impl<'data> Reader<'data> {
 
 /// Where a site is: its address after the prelink adjustment, and the file offsets uprobes
 /// take for it and its semaphore.
-struct Placement {
-    pc: u64,
-    file_offset: u64,
-    semaphore: Option<u64>,
-    semaphore_file_offset: Option<u64>,
+pub(crate) struct Placement {
+    pub(crate) pc: u64,
+    pub(crate) file_offset: u64,
+    pub(crate) semaphore: Option<u64>,
+    pub(crate) semaphore_file_offset: Option<u64>,
 }
 
 /// The site address of `raw` after the prelink adjustment: only when the section exists and
@@ -371,7 +371,7 @@ fn adjusted_pc(elf: &ElfFile<'_>, raw: &RawNote<'_>) -> u64 {
     }
 }
 
-fn place_site(
+pub(crate) fn place_site(
     elf: &ElfFile<'_>,
     raw: &RawNote<'_>,
 ) -> std::result::Result<Placement, NoteErrorKind> {

@@ -8,23 +8,26 @@ use super::{Extend, Location, Reg, RegClass, X86};
 use crate::arg::grammar::is_symbol;
 use crate::arg::ArgSpec;
 
-/// A decimal integer (`-20`, `8`), if `s` is one that fits in an `i64` without wrapping.
+/// A decimal integer (`-20`, `8`), read as the full grammar reads one term: the digits as
+/// a `u64` (up to `u64::MAX`, beyond is the full grammar's to refuse), taken as two's
+/// complement and negated after a `-`.
 fn decimal(s: &[u8]) -> Option<i64> {
     let (neg, digits) = match s {
         [b'-', rest @ ..] => (true, rest),
         _ => (false, s),
     };
-    if digits.is_empty() || digits.len() > 18 {
+    if digits.is_empty() || digits.len() > 20 {
         return None;
     }
-    let mut v: i64 = 0;
+    let mut v: u64 = 0;
     for &b in digits {
         if !b.is_ascii_digit() {
             return None;
         }
-        v = v * 10 + i64::from(b - b'0');
+        v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
     }
-    Some(if neg { -v } else { v })
+    let v = v as i64;
+    Some(if neg { v.wrapping_neg() } else { v })
 }
 
 /// A displacement of a form compilers write: empty, `N`, `sym`, `sym+N`, `sym-N` or `N+sym`

@@ -476,4 +476,33 @@ mod fast_path {
             assert!(X86_64.parse_fast(op).is_none(), "{op}");
         }
     }
+
+    #[test]
+    fn reads_64_bit_numbers_as_the_full_grammar_does() {
+        for op in [
+            "$-1407401702874106763",
+            "$9223372036854775807",
+            "$9223372036854775808",
+            "$-9223372036854775808",
+            "$-9223372036854775809",
+            "$18446744073709551615",
+            "$-18446744073709551615",
+            "$00000000000000000001",
+            "-9223372036854775808(%rbp)",
+            "18446744073709551615(%rax,%rdx,8)",
+            "sym-18446744073709551615(%rip)",
+        ] {
+            let fast = X86_64.parse_fast(op);
+            assert!(fast.is_some(), "{op}");
+            assert_eq!(Ok(fast.unwrap()), X86_64.parse_full(op), "{op}");
+        }
+        // Beyond 64 bits, or 21 digits: the full grammar's to judge.
+        for op in [
+            "$18446744073709551616",
+            "$000000000000000000001",
+            "$-99999999999999999999",
+        ] {
+            assert!(X86_64.parse_fast(op).is_none(), "{op}");
+        }
+    }
 }

@@ -6,6 +6,9 @@
 //! each is kept as its bytes up to its last non-zero 8-byte word before the fixed tail
 //! (cookie and argument count), then the tail. Two specs of one map are equal exactly when these short
 //! forms are, and 50,000 specs take a few megabytes, not fifteen.
+//!
+//! A spec that carries a cookie of its own (an attach numbering its sites' cookies) cannot
+//! be shared: it takes an id [unshared](Alloc::hold), neither looked up nor kept.
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
@@ -40,6 +43,8 @@ pub(super) struct Alloc {
     scratch: Vec<u8>,
     /// References held, over all ids.
     pub refs: usize,
+    /// Ids with at least one reference, shared or not.
+    live: usize,
     hasher: RandomState,
 }
 
@@ -68,13 +73,25 @@ impl Alloc {
 
     /// Ids in use.
     pub fn in_use(&self) -> usize {
-        self.by_spec.len()
+        self.live
     }
 
-    /// Room for `n` more specs in the table.
-    pub fn reserve(&mut self, n: usize) {
-        let slots = &self.slots;
-        self.by_spec.reserve(n, |&i| slots[i as usize].hash);
+    /// Room for `n` more specs in the table (for specs to share: `shared`).
+    pub fn reserve(&mut self, n: usize, shared: bool) {
+        if shared {
+            let slots = &self.slots;
+            self.by_spec.reserve(n, |&i| slots[i as usize].hash);
+        }
+    }
+
+    /// The slot of `id`, made when new (room made for every id below `end` at once).
+    fn slot(&mut self, id: u32, end: usize) -> &mut Slot {
+        let at = id as usize;
+        if self.slots.len() <= at {
+            self.slots.reserve(end.max(at + 1) - self.slots.len());
+            self.slots.resize(at + 1, Slot::default());
+        }
+        &mut self.slots[at]
     }
 
     fn kept(&self, id: u32) -> &[u8] {
@@ -138,22 +155,43 @@ impl Alloc {
         }
     }
 
+    /// The end of the highest range of ids this allocator may hand out.
+    fn ids_end(&self) -> usize {
+        self.unclaimed
+            .iter()
+            .map(|r| r.1 as usize)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Record that `id` holds a spec no other site can have (its own cookie), used once:
+    /// neither kept nor found by [`Alloc::share`].
+    pub fn hold(&mut self, id: u32) {
+        let end = self.ids_end();
+        *self.slot(id, end) = Slot {
+            hash: 0,
+            refs: 1,
+            at: 0,
+            len: 0,
+        };
+        self.refs += 1;
+        self.live += 1;
+    }
+
     /// Record that `id` now holds the spec [`Alloc::share`] just missed, used once (the
     /// spec is the one `share` left in `scratch`: nothing may look up another in between).
     pub fn fill(&mut self, id: u32, missing: Missing) {
         debug_assert_eq!(self.hasher.hash_one(&self.scratch[..]), missing.0);
-        let at = id as usize;
-        if self.slots.len() <= at {
-            self.slots.resize(at + 1, Slot::default());
-        }
-        self.slots[at] = Slot {
+        let (end, at, len) = (self.ids_end(), self.kept.len(), self.scratch.len());
+        *self.slot(id, end) = Slot {
             hash: missing.0,
             refs: 1,
-            at: self.kept.len(),
-            len: self.scratch.len(),
+            at,
+            len,
         };
         self.kept.extend_from_slice(&self.scratch);
         self.refs += 1;
+        self.live += 1;
         let slots = &self.slots;
         self.by_spec
             .insert_unique(missing.0, id, |&i| slots[i as usize].hash);
@@ -167,9 +205,13 @@ impl Alloc {
         slot.refs -= 1;
         self.refs -= 1;
         if slot.refs == 0 {
+            self.live -= 1;
             self.garbage += slot.len;
-            if let Ok(e) = self.by_spec.find_entry(slot.hash, |&i| i == id) {
-                e.remove();
+            // An unshared id (no short form) is in no table.
+            if slot.len > 0 {
+                if let Ok(e) = self.by_spec.find_entry(slot.hash, |&i| i == id) {
+                    e.remove();
+                }
             }
             self.free.push(id);
             if self.garbage > 4096 && self.garbage > self.kept.len() / 2 {
@@ -323,6 +365,24 @@ pub(super) mod tests {
                 Err(_) => assert_ne!(i % 4, 0),
             }
         }
+    }
+
+    #[test]
+    fn unshared_ids_are_held_counted_and_freed_without_a_short_form() {
+        let mut a = Alloc::new(4);
+        a.add_range(0, 4);
+        let shared = take_all(&mut a, &[b"aaaa"], 4).unwrap();
+        let own = a.take().unwrap();
+        a.hold(own);
+        assert_eq!((a.in_use(), a.refs, a.kept.len()), (2, 2, 4));
+        // Not found by content, even when equal to a kept spec.
+        assert_eq!(a.share(b"aaaa").ok(), Some(shared[0]));
+        a.release(own);
+        assert_eq!((a.in_use(), a.free.clone()), (1, vec![own]));
+        a.release(shared[0]);
+        a.release(shared[0]);
+        assert_eq!(a.in_use(), 0);
+        assert_eq!(a.take(), Some(shared[0]));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use super::ids::Alloc;
@@ -163,11 +164,13 @@ fn claim_more(a: &mut Alloc, maps: &SpecMaps, left: usize) -> Result<u32, Attach
 }
 
 /// Give each of `count` specs an id, writing new specs into the map; `encode(i, buf)`
-/// appends spec `i` to `buf`. All or nothing: when the map is full or a write fails, no id
-/// stays taken.
+/// appends spec `i` to `buf`. Identical specs share an id when `shared`; otherwise (each
+/// spec has a cookie of its own) every spec takes an id. All or nothing: when the map is
+/// full or a write fails, no id stays taken.
 pub(crate) fn acquire(
     maps: &SpecMaps,
     count: usize,
+    shared: bool,
     mut encode: impl FnMut(usize, &mut Vec<u8>),
 ) -> Result<SpecLease, AttachErrorKind> {
     let size = maps.info.value_size as usize;
@@ -187,28 +190,48 @@ pub(crate) fn acquire(
         }
         why
     };
-    a.reserve(count);
-    // New specs go into the map a chunk at a time. A large attach writes them from a second
-    // thread while the rest are still being encoded (the writes take about as long as the
-    // encoding); either way every spec is in the map before the caller makes the links that
-    // use it.
-    let pipelined = count >= 2 * WRITE_CHUNK;
+    a.reserve(count, shared);
+    // New specs go into the map a chunk at a time. A large attach writes them from other
+    // threads (two with two cores: the kernel's copy of each spec costs more than encoding
+    // it) while the rest are still being encoded; either way every spec is in the map
+    // before the caller makes the links that use it.
+    let writers = match count >= 2 * WRITE_CHUNK {
+        false => 0,
+        true if crate::parallel::two_cores() => 2,
+        true => 1,
+    };
     let fd = maps.specs.as_fd();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(QUEUED_CHUNKS);
+    let rx = Mutex::new(rx);
+    // After a failed write the writers keep taking chunks (so the encoder never waits on a
+    // full queue) but write no more; the first error is reported.
+    let failed = AtomicBool::new(false);
     let written = std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(2);
-        // Written chunks come back to be refilled: three buffers in all, not a fresh
+        // Written chunks come back to be refilled: a few buffers in all, not a fresh
         // allocation (and its page faults) per chunk.
         let (back, spare) = std::sync::mpsc::channel::<Chunk>();
-        let writer = pipelined.then(|| {
-            scope.spawn(move || -> std::io::Result<()> {
-                for mut chunk in rx {
-                    chunk.write(fd, size)?;
-                    let _ = back.send(chunk);
-                }
-                Ok(())
+        let (rx, failed) = (&rx, &failed);
+        let handles: Vec<_> = (0..writers)
+            .map(|_| {
+                let back = back.clone();
+                scope.spawn(move || -> std::io::Result<()> {
+                    let mut result = Ok(());
+                    loop {
+                        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok(mut chunk) = next else { break };
+                        if failed.load(Ordering::Relaxed) {
+                            chunk.clear();
+                        } else if let Err(e) = chunk.write(fd, size) {
+                            failed.store(true, Ordering::Relaxed);
+                            result = Err(e);
+                        }
+                        let _ = back.send(chunk);
+                    }
+                    result
+                })
             })
-        });
-        let tx = writer.is_some().then_some(tx);
+            .collect();
+        let tx = (writers > 0).then_some(tx);
         let room = count.min(WRITE_CHUNK);
         let mut chunk = Chunk::with_room(room, size);
         let mut inline = Ok(());
@@ -223,30 +246,35 @@ pub(crate) fn acquire(
                     spec.len()
                 )));
             }
-            let missing = match a.share(spec) {
-                Ok(id) => {
+            let missing = match shared.then(|| a.share(spec)) {
+                Some(Ok(id)) => {
                     chunk.bytes.truncate(start);
                     lease.ids.push(id);
                     continue;
                 }
-                Err(missing) => missing,
+                Some(Err(missing)) => Some(missing),
+                None => None,
             };
             let id = match a.take() {
                 Some(id) => id,
                 None => claim_more(a, maps, count - i)?,
             };
-            a.fill(id, missing);
+            match missing {
+                Some(missing) => a.fill(id, missing),
+                None => a.hold(id),
+            }
             lease.ids.push(id);
             chunk.ids.push(id);
             if chunk.ids.len() == WRITE_CHUNK {
                 match &tx {
                     Some(sender) => {
+                        if failed.load(Ordering::Relaxed) {
+                            break; // a writer failed: its error is taken below
+                        }
                         let next = spare
                             .try_recv()
                             .unwrap_or_else(|_| Chunk::with_room(room, size));
-                        if sender.send(std::mem::replace(&mut chunk, next)).is_err() {
-                            break; // the writer failed: its error is taken below
-                        }
+                        let _ = sender.send(std::mem::replace(&mut chunk, next));
                     }
                     None => {
                         inline = chunk.write(fd, size);
@@ -266,12 +294,13 @@ pub(crate) fn acquire(
             }
         }
         drop(tx);
-        let result = match writer {
-            Some(writer) => writer
+        let mut result = inline;
+        for h in handles {
+            let r = h
                 .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("the spec writer thread panicked"))),
-            None => inline,
-        };
+                .unwrap_or_else(|_| Err(std::io::Error::other("a spec writer thread panicked")));
+            result = result.and(r);
+        }
         result.map_err(|e| {
             let what = format!("writing {count} specs into __bpf_usdt_specs");
             AttachErrorKind::os(what, e)
@@ -283,8 +312,11 @@ pub(crate) fn acquire(
     }
 }
 
-/// New specs written to the map at a time.
-const WRITE_CHUNK: usize = 2048;
+/// New specs written to the map at a time (a few chunks in flight stay in cache).
+const WRITE_CHUNK: usize = 512;
+
+/// Chunks encoded and waiting for a writer, at most.
+const QUEUED_CHUNKS: usize = 4;
 
 /// New specs on their way to the map: their ids and their bytes, back to back.
 struct Chunk {
@@ -304,9 +336,13 @@ impl Chunk {
     /// Write the specs into the map (`size` bytes each) and empty the chunk for reuse.
     fn write(&mut self, fd: BorrowedFd<'_>, size: usize) -> std::io::Result<()> {
         let r = bpf::map_update_batch(fd, &self.ids, &self.bytes, size);
+        self.clear();
+        r
+    }
+
+    fn clear(&mut self) {
         self.ids.clear();
         self.bytes.clear();
-        r
     }
 }
 

@@ -28,9 +28,11 @@ pub mod resolve;
 pub mod semaphore;
 pub mod spec;
 
+mod direct;
 mod ids;
 mod maps;
 mod registry;
+mod select;
 mod table;
 
 use std::ffi::CString;
@@ -40,8 +42,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use self::error::AttachErrorKind;
+pub(crate) use self::plan::ArgShape;
 use self::plan::Unencodable;
+pub(crate) use self::select::selected;
+pub use self::select::{glob, ProbeSelector};
 use crate::arch::Arch;
+use crate::elf::{ByteOrder, ElfFile};
 use crate::error::{Context, Error, Result};
 use crate::probe::{MappedFile, UsdtFile};
 use crate::sys::{bpf, perf};
@@ -60,48 +66,6 @@ pub enum AttachMode {
     PerfEvent,
 }
 
-/// Which probes to attach, with the cookie the BPF side reads back with `bpf_usdt_cookie()`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct ProbeSelector {
-    /// Provider, or a pattern with `*`.
-    pub provider: String,
-    /// Probe name, or a pattern with `*`.
-    pub name: String,
-    /// The user cookie for every site this selector matches.
-    pub cookie: u64,
-}
-
-impl ProbeSelector {
-    /// A selector for `provider:name` (each may contain `*`).
-    pub fn new(provider: &str, name: &str, cookie: u64) -> Self {
-        ProbeSelector {
-            provider: provider.into(),
-            name: name.into(),
-            cookie,
-        }
-    }
-
-    /// Whether the selector takes the probe `provider:name`.
-    pub fn matches(&self, provider: &str, name: &str) -> bool {
-        glob(&self.provider, provider) && glob(&self.name, name)
-    }
-}
-
-/// The probes of `usdt` an attach with `selectors` takes, in attach order, each with the
-/// first selector that takes it and its sites' indexes in [`UsdtFile::sites`]. Whatever
-/// must line up with an attach's sites (the recorder's records) is built from this too.
-pub(crate) fn selected<'u, 'd>(
-    usdt: &'u UsdtFile<'d>,
-    selectors: &'u [ProbeSelector],
-) -> impl Iterator<Item = (&'u ProbeSelector, &'d str, &'d str, &'u [u32])> + 'u {
-    usdt.probes_indexed()
-        .filter_map(move |(provider, name, sites)| {
-            let sel = selectors.iter().find(|s| s.matches(provider, name))?;
-            Some((sel, provider, name, sites))
-        })
-}
-
 /// A file descriptor for the loaded BPF program with kernel id `id` (another process's
 /// program, for instance, to attach through it).
 pub fn program_by_id(id: u32) -> std::io::Result<std::os::fd::OwnedFd> {
@@ -111,31 +75,6 @@ pub fn program_by_id(id: u32) -> std::io::Result<std::os::fd::OwnedFd> {
 /// The kernel id of the loaded BPF program `prog`.
 pub fn program_id(prog: BorrowedFd<'_>) -> std::io::Result<u32> {
     crate::sys::bpf::prog_id(prog)
-}
-
-/// `*` matches any run of characters; everything else matches itself.
-///
-/// Linear in the pattern and the text: the pieces between stars are found left to right,
-/// each at its first place after the previous one (with `*` the only wildcard, the first
-/// place is always as good as any later one), the first piece anchored at the start and
-/// the last at the end.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let mut pieces = pattern.split('*');
-    let first = pieces.next().unwrap_or_default();
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let mut middle: Vec<&str> = pieces.collect();
-    let Some(last) = middle.pop() else {
-        return rest.is_empty(); // no star at all
-    };
-    for piece in middle {
-        match memchr::memmem::find(rest.as_bytes(), piece.as_bytes()) {
-            Some(i) => rest = &rest[i + piece.len()..],
-            None => return false,
-        }
-    }
-    rest.ends_with(last)
 }
 
 /// One attached site.
@@ -310,8 +249,8 @@ impl<'p> UsdtAttacher<'p> {
         let path = resolve::resolve(binary, self.pid_filter())
             .map_err(|kind| Error::attach(Context::file(binary), kind))?;
         let mapped = MappedFile::open(&path)?;
-        let usdt = mapped.usdt()?;
-        self.attach_file(&path, &mapped, &usdt, selectors)
+        self.attach_with(&path, &mapped, None, selectors, |_| ())
+            .map(|(link, ())| link)
     }
 
     /// Attach to probes of an already-read file.
@@ -322,28 +261,36 @@ impl<'p> UsdtAttacher<'p> {
         usdt: &UsdtFile<'_>,
         selectors: &[ProbeSelector],
     ) -> Result<UsdtLink> {
-        self.attach_file_with(path.as_ref(), mapped, usdt, selectors, || ())
+        self.attach_with(path.as_ref(), mapped, Some(usdt), selectors, |_| ())
             .map(|(link, ())| link)
     }
 
-    /// [`UsdtAttacher::attach_file`], running `meanwhile` on this thread while the kernel
-    /// makes a large link on another (or after a small one): work of the caller's that
-    /// costs no time there. Not run when the attach fails before the link.
-    pub(crate) fn attach_file_with<T>(
+    /// Attach to probes of a mapped file, read already (`usdt`) or not (then planned from
+    /// its notes directly when it can be: see [`direct`]), running `meanwhile` on this
+    /// thread while the kernel makes a large link on another (or after a small one): work of
+    /// the caller's that costs no time there. Not run when the attach fails before the link.
+    pub(crate) fn attach_with<T>(
         &self,
         path: &Path,
         mapped: &MappedFile,
-        usdt: &UsdtFile<'_>,
+        usdt: Option<&UsdtFile<'_>>,
         selectors: &[ProbeSelector],
-        meanwhile: impl FnOnce() -> T,
+        meanwhile: impl FnOnce(&Attaching<'_>) -> T,
     ) -> Result<(UsdtLink, T)> {
         let err = |kind| Error::attach(Context::file(path), kind);
+        // The architecture is checked first, as always; headers that do not read send the
+        // attach to the full parse, which says why.
+        let headers = match usdt {
+            Some(u) => Some((u.arch(), None)),
+            None => ElfFile::parse(mapped.bytes())
+                .ok()
+                .map(|e| (Arch::from_elf(e.machine, e.is_64), Some(e))),
+        };
         let host = Arch::host();
-        if !host.is_some_and(|h| plan::runs_on(h, usdt.arch())) {
-            return Err(err(AttachErrorKind::WrongArch {
-                file: usdt.arch(),
-                host,
-            }));
+        if let Some((arch, _)) = &headers {
+            if !host.is_some_and(|h| plan::runs_on(h, *arch)) {
+                return Err(err(AttachErrorKind::WrongArch { file: *arch, host }));
+            }
         }
         let maps = maps::find(self.prog).map_err(err)?;
         let nop5 = self.optimize_nop5.unwrap_or_else(perf::has_uprobe_syscall);
@@ -354,34 +301,38 @@ impl<'p> UsdtAttacher<'p> {
             nop5,
             site_cookies: self.site_cookies,
         };
+        let direct = match &headers {
+            Some((arch, Some(elf))) => direct::build(elf, *arch, selectors, &setting)
+                .filter(|t| !t.plans.is_empty())
+                .map(|t| (t, elf.byte_order)),
+            _ => None,
+        };
+        let (table, order) = match (direct, usdt) {
+            (Some(planned), _) => planned,
+            (None, Some(u)) => (
+                plan_parsed(path, u, selectors, &setting)?,
+                u.elf().byte_order,
+            ),
+            (None, None) => {
+                let u = mapped.usdt()?;
+                (
+                    plan_parsed(path, &u, selectors, &setting)?,
+                    u.elf().byte_order,
+                )
+            }
+        };
+        let big = order == ByteOrder::Big;
         let table::Table {
             plans,
             encodings,
+            shapes,
             unreadable,
             names,
             warnings,
-        } = table::build(usdt, selectors, &setting)?;
-        if plans.is_empty() {
-            let wanted: Vec<String> = selectors
-                .iter()
-                .map(|s| format!("{}:{}", s.provider, s.name))
-                .collect();
-            let total = usdt.probes().count();
-            if total == 0 {
-                return Err(err(AttachErrorKind::NoProbes));
-            }
-            let some: Vec<String> = usdt
-                .probes()
-                .take(8)
-                .map(|p| format!("{}:{}", p.provider, p.name))
-                .collect();
-            return Err(Error::attach(
-                Context::file(path).probe(wanted.join(", ")),
-                AttachErrorKind::NoSuchProbe { total, some },
-            ));
-        }
-        let big = usdt.elf().byte_order == crate::elf::ByteOrder::Big;
-        let lease = maps::acquire(&maps, plans.len(), |i, buf| {
+        } = table;
+        // With site cookies no two specs are equal: none is looked up or kept for sharing.
+        let shared = self.site_cookies.is_none();
+        let lease = maps::acquire(&maps, plans.len(), shared, |i, buf| {
             let p = &plans[i];
             let args = &encodings[p.args.start as usize..p.args.end as usize];
             spec::encode_into(maps.layout, big, args, p.cookie, buf);
@@ -444,11 +395,23 @@ impl<'p> UsdtAttacher<'p> {
         // The uprobe_multi link (the kernel's part, most of a large attach) is made on a
         // second thread while this one lists the attached sites.
         let (sites, multi_result, extra) = match self.mode {
-            AttachMode::PerfEvent => (build_sites(), None, meanwhile()),
+            AttachMode::PerfEvent => {
+                let sites = build_sites();
+                let extra = meanwhile(&Attaching {
+                    sites: &sites,
+                    plans: &plans,
+                    shapes: &shapes,
+                });
+                (sites, None, extra)
+            }
             _ if plans.len() >= OVERLAP_SITES => std::thread::scope(|scope| {
                 let link = scope.spawn(multi);
                 let sites = build_sites();
-                let extra = meanwhile();
+                let extra = meanwhile(&Attaching {
+                    sites: &sites,
+                    plans: &plans,
+                    shapes: &shapes,
+                });
                 let link = link.join().unwrap_or_else(|_| {
                     Err(AttachErrorKind::Program("the link thread panicked".into()))
                 });
@@ -456,7 +419,13 @@ impl<'p> UsdtAttacher<'p> {
             }),
             _ => {
                 let link = multi();
-                (build_sites(), Some(link), meanwhile())
+                let sites = build_sites();
+                let extra = meanwhile(&Attaching {
+                    sites: &sites,
+                    plans: &plans,
+                    shapes: &shapes,
+                });
+                (sites, Some(link), extra)
             }
         };
         let (mode, (links, perf_events)) = match (self.mode, multi_result) {
@@ -486,6 +455,56 @@ impl<'p> UsdtAttacher<'p> {
     }
 }
 
+/// Plan the sites of a parsed file that `selectors` take; an error naming the file's probes
+/// when they take none.
+fn plan_parsed(
+    path: &Path,
+    usdt: &UsdtFile<'_>,
+    selectors: &[ProbeSelector],
+    how: &table::Setting<'_>,
+) -> Result<table::Table> {
+    let planned = table::build(usdt, selectors, how)?;
+    if !planned.plans.is_empty() {
+        return Ok(planned);
+    }
+    let wanted: Vec<String> = selectors
+        .iter()
+        .map(|s| format!("{}:{}", s.provider, s.name))
+        .collect();
+    let total = usdt.probes().count();
+    if total == 0 {
+        return Err(Error::attach(
+            Context::file(path),
+            AttachErrorKind::NoProbes,
+        ));
+    }
+    let some: Vec<String> = usdt
+        .probes()
+        .take(8)
+        .map(|p| format!("{}:{}", p.provider, p.name))
+        .collect();
+    Err(Error::attach(
+        Context::file(path).probe(wanted.join(", ")),
+        AttachErrorKind::NoSuchProbe { total, some },
+    ))
+}
+
+/// An attach's sites as the caller's work during the link sees them.
+pub(crate) struct Attaching<'a> {
+    /// The sites, in attach order.
+    pub sites: &'a [AttachedSite],
+    plans: &'a [table::Planned],
+    shapes: &'a [Option<ArgShape>],
+}
+
+impl Attaching<'_> {
+    /// The shapes of site `i`'s arguments (`None`: not decoded).
+    pub fn shapes(&self, i: usize) -> &[Option<ArgShape>] {
+        let r = &self.plans[i].args;
+        &self.shapes[r.start as usize..r.end as usize]
+    }
+}
+
 /// The kernel's floor, for benchmarks: one uprobe_multi link of `prog` over `offsets` of
 /// `path`, with no note parsing, no specs and no semaphores. Harness API.
 #[cfg(feature = "harness")]
@@ -497,52 +516,4 @@ pub fn raw_uprobe_multi(prog: BorrowedFd<'_>, path: &Path, offsets: &[u64]) -> R
     let zeros = vec![0u64; offsets.len()];
     bpf::link_uprobe_multi(prog, &cpath, offsets, &zeros, &zeros, 0)
         .map_err(|e| err(AttachErrorKind::os("uprobe_multi link", e)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob;
-
-    #[test]
-    fn globs() {
-        assert!(glob("python", "python"));
-        assert!(glob("*", "anything"));
-        assert!(glob("function__*", "function__entry"));
-        assert!(glob("*__entry", "function__entry"));
-        assert!(glob("a*b*c", "aXXbYYc"));
-        assert!(!glob("a*b", "ac"));
-        assert!(!glob("python", "python3"));
-        assert!(!glob("ab*ba", "aba"));
-        assert!(glob("a*a", "aa"));
-        assert!(!glob("a*a", "a"));
-        assert!(glob("**", ""));
-        assert!(glob("*é*", "café"));
-    }
-
-    /// The plain backtracking definition.
-    fn reference(p: &[u8], t: &[u8]) -> bool {
-        match p.split_first() {
-            None => t.is_empty(),
-            Some((b'*', rest)) => (0..=t.len()).any(|i| reference(rest, &t[i..])),
-            Some((c, rest)) => t.first() == Some(c) && reference(rest, &t[1..]),
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn glob_matches_reference(p in "[ab*]{0,8}", t in "[ab]{0,10}") {
-            proptest::prop_assert_eq!(glob(&p, &t), reference(p.as_bytes(), t.as_bytes()));
-        }
-    }
-
-    #[test]
-    fn many_stars_answer_at_once() {
-        let pattern = "*a".repeat(64) + "*b";
-        let text = "a".repeat(10_000);
-        let t = std::time::Instant::now();
-        assert!(!glob(&pattern, &text));
-        assert!(glob(&pattern, &(text + "b")));
-        // Exponential matching would take longer than the age of the universe here.
-        assert!(t.elapsed() < std::time::Duration::from_secs(5));
-    }
 }

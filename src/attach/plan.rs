@@ -307,6 +307,48 @@ pub fn plan_site(
     }
 }
 
+/// How far past the site the uprobe goes: 1 at an x86 `nop; nop5` site when optimizing it
+/// (the kernel's optimized uprobe at the `nop5`), else 0.
+pub(crate) fn attach_delta(arch: Arch, file: &[u8], file_offset: u64, optimize_nop5: bool) -> u64 {
+    let at = file_offset as usize;
+    let nop5 = optimize_nop5
+        && matches!(arch, Arch::X86_64 | Arch::I386)
+        && file.get(at..at.saturating_add(NOP_NOP5.len())) == Some(&NOP_NOP5[..]);
+    u64::from(nop5)
+}
+
+/// Whether an argument encodes the same at every site: not relative to the instruction
+/// pointer (whose value at the hit is the site's own address), not a symbol operand.
+pub(crate) fn site_independent(spec: &ArgSpec) -> bool {
+    let not_ip = |r: &Reg| r.def().class != RegClass::Ip;
+    match &spec.location {
+        Location::Const(_) | Location::FpReg { .. } => true,
+        Location::Reg { reg, .. } => not_ip(reg),
+        Location::Deref { base, .. } => not_ip(base),
+        Location::Sib { base, index, .. } => base.as_ref().is_none_or(not_ip) && not_ip(index),
+        Location::Symbol(_) => false,
+    }
+}
+
+/// What reading an argument's value needs besides its encoding (`bpf_usdt_arg()` does the
+/// rest): its size, sign and whether it is a float.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ArgShape {
+    pub(crate) size: u32,
+    pub(crate) signed: bool,
+    pub(crate) float: bool,
+}
+
+impl From<&ArgSpec> for ArgShape {
+    fn from(s: &ArgSpec) -> Self {
+        ArgShape {
+            size: s.size,
+            signed: s.signed,
+            float: s.float,
+        }
+    }
+}
+
 /// [`plan_site`] appending the encodings and unreadable arguments to vectors shared by many
 /// sites (no allocation per site); returns the attach offset and the `ref_ctr_offset`.
 pub(crate) fn plan_site_into(
@@ -318,11 +360,7 @@ pub(crate) fn plan_site_into(
     args: &mut Vec<ArgEncoding>,
     unreadable: &mut Vec<(usize, Unencodable)>,
 ) -> (u64, u64) {
-    let at = site.file_offset as usize;
-    let nop5 = optimize_nop5
-        && matches!(arch, Arch::X86_64 | Arch::I386)
-        && file.get(at..at + NOP_NOP5.len()) == Some(&NOP_NOP5[..]);
-    let delta = u64::from(nop5);
+    let delta = attach_delta(arch, file, site.file_offset, optimize_nop5);
     let attach_addr = site.pc + delta;
     for (i, a) in site.args.iter().enumerate() {
         let r = match &a.decoded {

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::plan::{self, Unencodable};
+use super::plan::{self, ArgShape, Unencodable};
 use super::spec::{self, ArgEncoding, Layout};
 use super::{selected, AttachErrorKind, ProbeSelector};
 use crate::error::{Context, Error, Result};
@@ -35,6 +35,8 @@ pub(super) struct Planned {
 pub(super) struct Table {
     pub plans: Vec<Planned>,
     pub encodings: Vec<ArgEncoding>,
+    /// Each encoding's argument shape (`None`: not decoded), for readers of the values.
+    pub shapes: Vec<Option<ArgShape>>,
     pub unreadable: Vec<(usize, Unencodable)>,
     /// Each probe's provider and name.
     pub names: Vec<(Arc<str>, Arc<str>)>,
@@ -104,6 +106,7 @@ pub(super) fn build(
     Ok(Table {
         plans: planned.plans,
         encodings: planned.encodings,
+        shapes: planned.shapes,
         unreadable: planned.unreadable,
         names,
         warnings,
@@ -136,6 +139,7 @@ fn plan_all(
 struct Part {
     plans: Vec<Planned>,
     encodings: Vec<ArgEncoding>,
+    shapes: Vec<Option<ArgShape>>,
     unreadable: Vec<(usize, Unencodable)>,
 }
 
@@ -149,6 +153,7 @@ impl Part {
         let mut part = Part {
             plans: Vec::with_capacity(picks.len()),
             encodings: Vec::with_capacity(3 * picks.len()),
+            shapes: Vec::with_capacity(3 * picks.len()),
             unreadable: Vec::new(),
         };
         for pick in picks {
@@ -163,6 +168,8 @@ impl Part {
                 &mut part.encodings,
                 &mut part.unreadable,
             );
+            let shapes = site.args.iter().map(|a| a.decoded.as_ref().ok());
+            part.shapes.extend(shapes.map(|s| s.map(ArgShape::from)));
             let nargs = part.encodings.len() - args_at;
             if nargs > spec::MAX_ARGS {
                 let (provider, name) = &names[pick.probe as usize];
@@ -198,6 +205,7 @@ impl Part {
             p
         }));
         self.encodings.extend(other.encodings);
+        self.shapes.extend(other.shapes);
         self.unreadable.extend(other.unreadable);
     }
 }

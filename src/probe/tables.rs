@@ -10,18 +10,18 @@ use super::ProbeEntry;
 
 /// The hash of one string used alone as a key (its bytes, with no length or terminator
 /// mixed in: nothing follows it in the key).
-pub(super) fn hash_str(hasher: &foldhash::fast::RandomState, s: &str) -> u64 {
+pub(crate) fn hash_str(hasher: &foldhash::fast::RandomState, s: &str) -> u64 {
     let mut h = hasher.build_hasher();
     h.write(s.as_bytes());
     h.finish()
 }
 
 /// One distinct argument string of a file and where its decoded list is.
-pub(super) struct Part<'data> {
+pub(crate) struct Part<'data> {
     text: &'data str,
     hash: u64,
-    pub(super) start: u32,
-    pub(super) len: u32,
+    pub(crate) start: u32,
+    pub(crate) len: u32,
 }
 
 /// How many distinct keys a table of [`Lists`] or [`Grouping`] holds before it hashes: up to
@@ -32,7 +32,7 @@ const SCAN_KEYS: usize = 8;
 /// `parts` (4 bytes a slot, so it stays in cache for 100,000 distinct strings), and each part
 /// keeps its hash so growing the table rehashes nothing. The table is built only once there
 /// are more than [`SCAN_KEYS`] parts; until then the parts are scanned.
-pub(super) struct Lists<'data> {
+pub(crate) struct Lists<'data> {
     hasher: foldhash::fast::RandomState,
     table: HashTable<u32>,
     parts: Vec<Part<'data>>,
@@ -42,7 +42,7 @@ pub(super) struct Lists<'data> {
 
 impl<'data> Lists<'data> {
     /// Room for `n` distinct strings before growing.
-    pub(super) fn with_capacity(n: usize) -> Self {
+    pub(crate) fn with_capacity(n: usize) -> Self {
         Lists {
             hasher: Default::default(),
             table: HashTable::new(),
@@ -53,7 +53,7 @@ impl<'data> Lists<'data> {
 
     /// `text`'s part, decoding it with `decode` (giving start and length) the first time it
     /// is seen.
-    pub(super) fn intern(
+    pub(crate) fn intern(
         &mut self,
         text: &'data str,
         decode: impl FnOnce(&'data str) -> (u32, u32),
@@ -120,7 +120,7 @@ impl<'data> Lists<'data> {
 
 /// Sites grouped by `provider:name` as they are read: the probes in order of first
 /// appearance, and each site's probe.
-pub(super) struct Grouping<'data> {
+pub(crate) struct Grouping<'data> {
     hasher: foldhash::fast::RandomState,
     /// Probe ids, hashed by name; built once there are more than [`SCAN_KEYS`] probes (until
     /// then the keys are scanned).
@@ -138,7 +138,7 @@ pub(super) struct Grouping<'data> {
 
 impl<'data> Grouping<'data> {
     /// Room for `probes` probes and `sites` sites before growing.
-    pub(super) fn with_capacity(probes: usize, sites: usize) -> Self {
+    pub(crate) fn with_capacity(probes: usize, sites: usize) -> Self {
         Grouping {
             hasher: Default::default(),
             index: HashTable::new(),
@@ -152,7 +152,7 @@ impl<'data> Grouping<'data> {
 
     /// The next site is of the probe `provider:name`; `key` is `provider\0name` (one string,
     /// so one comparison and one hash; unambiguous, as a provider holds no NUL).
-    pub(super) fn add(&mut self, key: &'data str, provider: &'data str, name: &'data str) {
+    pub(crate) fn add(&mut self, key: &'data str, provider: &'data str, name: &'data str) {
         let id = match self.last {
             Some((k, id)) if k == key => id,
             _ => self.find_or_add(key, provider, name),
@@ -206,7 +206,7 @@ impl<'data> Grouping<'data> {
 
     /// The sites `other` grouped, read after this one's: its probes join these (those this
     /// one has not met come last, in their order).
-    pub(super) fn append(&mut self, other: Grouping<'data>) {
+    pub(crate) fn append(&mut self, other: Grouping<'data>) {
         let ids: Vec<u32> = other
             .keys
             .iter()
@@ -236,7 +236,7 @@ impl<'data> Grouping<'data> {
     }
 
     /// The probes, and the site indexes of each probe, contiguous and in note order.
-    pub(super) fn finish(self) -> (Vec<ProbeEntry<'data>>, Vec<u32>) {
+    pub(crate) fn finish(self) -> (Vec<ProbeEntry<'data>>, Vec<u32>) {
         let mut probes = self.probes;
         // Counting sort of the site indexes by probe: each probe's `start` serves as its next
         // free slot, and ends `len` slots past where it began.

@@ -17,7 +17,7 @@ use std::time::Duration;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBuffer, RingBufferBuilder};
 
-use self::sites::{site_infos, SiteInfo};
+use self::sites::{records, SiteInfo};
 use self::skel::{RecorderSkel, RecorderSkelBuilder};
 use crate::attach::{glob, AttachMode, ProbeSelector, UsdtAttacher, UsdtLink};
 
@@ -278,56 +278,40 @@ impl<'obj> Recorder<'obj> {
         let path = crate::attach::resolve::resolve(binary, (pid > 0).then_some(pid as u32))
             .map_err(|kind| Error::attach(crate::Context::file(binary), kind))?;
         let mapped = MappedFile::open(&path)?;
-        let usdt = mapped.usdt()?;
         let object: Arc<Path> = Arc::from(path.as_path());
         // What reading this attach's hits needs, built while the kernel makes the link (in
-        // the attach's site order: probes in file order, matched as it matches them).
+        // the attach's site order).
         let attacher = UsdtAttacher::new(self.program().as_fd())
             .pid(pid)
             .mode(mode)
             .site_cookies(first);
-        let link = attacher.attach_file_with(&path, &mapped, &usdt, &sels, || {
-            site_infos(&usdt, &sels, &object)
-        });
-        let (link, infos) = link?;
-        if infos.len() != link.sites().len() {
+        let mask = |provider: &str, name: &str| StringArgs::mask(strings, provider, name);
+        let (link, records) =
+            attacher.attach_with(&path, &mapped, None, &sels, |a| records(a, &object, mask))?;
+        if records.infos.len() != link.sites().len() {
             return Err(Error::Invalid(format!(
                 "{}: internal error: {} sites attached, {} recorded",
                 path.display(),
                 link.sites().len(),
-                infos.len()
+                records.infos.len()
             )));
         }
-        self.sites.reserve(link.sites().len());
-        for (s, mut info) in link.sites().iter().zip(infos) {
-            let nargs = info.args.len();
-            info.unreadable = s
-                .unreadable
-                .iter()
-                .map(|(i, why)| (*i, why.to_string()))
-                .collect();
-            self.sites.push(info);
-            let mask = StringArgs::mask(strings, &s.provider, &s.name);
-            // A string asked of an argument the site does not have is said, not dropped.
-            for i in (nargs..MAX_ARGS).filter(|i| mask & (1 << i) != 0) {
-                let w = format!(
-                    "{}: probe {}:{} has {} arguments: no string for argument {i}",
-                    object.display(),
-                    s.provider,
-                    s.name,
-                    nargs
-                );
-                if !self.warnings.contains(&w) {
-                    self.warnings.push(w);
-                }
+        if self.sites.is_empty() {
+            self.sites = records.infos;
+        } else {
+            self.sites.extend(records.infos);
+        }
+        for w in records.warnings {
+            if !self.warnings.contains(&w) {
+                self.warnings.push(w);
             }
-            if mask != 0 {
-                self.skel
-                    .maps
-                    .str_args
-                    .update(&s.cookie.to_ne_bytes(), &mask.to_ne_bytes(), MapFlags::ANY)
-                    .map_err(bpf_err("str_args"))?;
-            }
+        }
+        for (cookie, mask) in records.masks {
+            self.skel
+                .maps
+                .str_args
+                .update(&cookie.to_ne_bytes(), &mask.to_ne_bytes(), MapFlags::ANY)
+                .map_err(bpf_err("str_args"))?;
         }
         self.links.push(link);
         Ok(self.links.last().expect("just pushed"))

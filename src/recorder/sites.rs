@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::arg::{Arg, ArgList, ArgSpec};
-use crate::attach::ProbeSelector;
+use super::MAX_ARGS;
+use crate::arg::{Arg, ArgList};
+use crate::attach::Attaching;
 
 #[derive(Debug, Clone)]
 pub(crate) struct SiteInfo {
@@ -18,57 +19,76 @@ pub(crate) struct SiteInfo {
     pub(crate) unreadable: Vec<(usize, String)>,
 }
 
-/// What reading a hit's argument needs of its spec (`bpf_usdt_arg()` did the rest).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ArgShape {
-    pub(crate) size: u32,
-    pub(crate) signed: bool,
-    pub(crate) float: bool,
-}
-
-impl From<&ArgSpec> for ArgShape {
-    fn from(s: &ArgSpec) -> Self {
-        ArgShape {
-            size: s.size,
-            signed: s.signed,
-            float: s.float,
-        }
-    }
-}
+pub(crate) use crate::attach::ArgShape;
 
 /// A site's arguments (`None`: not decoded), shared by the sites attached together that
 /// have the same argument list.
 pub(crate) type SiteArgs = Arc<[Option<ArgShape>]>;
 
-/// The recorder's record of every site an attach with `selectors` takes, in its order.
-pub(super) fn site_infos(
-    usdt: &crate::UsdtFile<'_>,
-    selectors: &[ProbeSelector],
+/// What the recorder keeps of an attach: a record per site (in the attach's order), the
+/// string-argument mask of each site that has one (by cookie), and what it warns of.
+pub(super) struct Records {
+    pub(super) infos: Vec<SiteInfo>,
+    pub(super) masks: Vec<(u64, u32)>,
+    pub(super) warnings: Vec<String>,
+}
+
+/// The recorder's records of the sites of `attached`, built while the kernel makes the link.
+/// `mask` gives a probe's string-argument mask (asked once per run of sites of one probe).
+pub(super) fn records(
+    attached: &Attaching<'_>,
     object: &Arc<Path>,
-) -> Vec<SiteInfo> {
-    let all = usdt.sites();
-    let mut lists = Vec::new();
-    let mut names = Vec::new();
-    for (_, provider, name, indexes) in crate::attach::selected(usdt, selectors) {
-        let (provider, name): (Arc<str>, Arc<str>) = (provider.into(), name.into());
-        for &i in indexes {
-            let site = &all[i as usize];
-            lists.push(&site.args);
-            names.push((Arc::clone(&provider), Arc::clone(&name), site.pc));
+    mask: impl Fn(&str, &str) -> u32,
+) -> Records {
+    let mut shared: foldhash::HashMap<&[Option<ArgShape>], SiteArgs> = Default::default();
+    let mut given: foldhash::HashSet<String> = Default::default();
+    let mut out = Records {
+        infos: Vec::with_capacity(attached.sites.len()),
+        masks: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let mut probe_mask: Option<(&Arc<str>, &Arc<str>, u32)> = None;
+    for (i, s) in attached.sites.iter().enumerate() {
+        let shapes = attached.shapes(i);
+        let args = shared.entry(shapes).or_insert_with(|| shapes.into());
+        let m = match probe_mask {
+            Some((p, n, m)) if Arc::ptr_eq(p, &s.provider) && Arc::ptr_eq(n, &s.name) => m,
+            _ => {
+                let m = mask(&s.provider, &s.name);
+                probe_mask = Some((&s.provider, &s.name, m));
+                m
+            }
+        };
+        // A string asked of an argument the site does not have is said, not dropped.
+        for a in (shapes.len()..MAX_ARGS).filter(|a| m & (1 << a) != 0) {
+            let w = format!(
+                "{}: probe {}:{} has {} arguments: no string for argument {a}",
+                object.display(),
+                s.provider,
+                s.name,
+                shapes.len()
+            );
+            if given.insert(w.clone()) {
+                out.warnings.push(w);
+            }
         }
-    }
-    share_args(lists.into_iter())
-        .into_iter()
-        .zip(names)
-        .map(|(args, (provider, name, pc))| SiteInfo {
+        if m != 0 {
+            out.masks.push((s.cookie, m));
+        }
+        out.infos.push(SiteInfo {
             object: Arc::clone(object),
-            provider,
-            name,
-            pc,
-            args,
-            unreadable: Vec::new(),
-        })
-        .collect()
+            provider: Arc::clone(&s.provider),
+            name: Arc::clone(&s.name),
+            pc: s.pc,
+            args: Arc::clone(args),
+            unreadable: s
+                .unreadable
+                .iter()
+                .map(|(i, why)| (*i, why.to_string()))
+                .collect(),
+        });
+    }
+    out
 }
 
 /// The arguments of each list of `lists`, in order; a list that several sites share (a
