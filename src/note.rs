@@ -118,6 +118,23 @@ pub(crate) fn boundary_after(
     }
 }
 
+/// Where a note plausibly starts at or after `target`, found by looking for a stapsdt
+/// header rather than walking every header before it; the note's index is not known (0).
+/// Not always a point [`walk`] passes: a note's descriptor can hold bytes that read as a
+/// header. A walk of the notes before such a point ends in a note that does not fit (an
+/// error), so only a reader that gives up at the first error may split here.
+pub(crate) fn boundary_near(sec: &[u8], order: ByteOrder, target: usize) -> Option<(usize, usize)> {
+    let plausible = |off: usize| match order {
+        ByteOrder::Little => plausible_header::<LittleEndian>(sec, off),
+        ByteOrder::Big => plausible_header::<BigEndian>(sec, off),
+    };
+    let from = target.checked_add(12)?;
+    memchr::memmem::find_iter(sec.get(from..)?, STAPSDT_NAME)
+        .map(|at| from + at - 12)
+        .find(|&off| off % 4 == 0 && plausible(off))
+        .map(|off| (off, 0))
+}
+
 fn boundary_as<E: Endian>(sec: &[u8], target: usize) -> Option<(usize, usize)> {
     let (mut off, mut index) = (0, 0);
     while off < target {

@@ -69,12 +69,14 @@ fn build_near(
     near: Option<usize>,
 ) -> Option<Table> {
     let sec = elf.stapsdt_notes?;
-    let split = near.and_then(|at| note::boundary_after(sec, elf.byte_order, at));
+    // Any split this path takes gives what one walk gives, or an error (it then gives up).
+    let split = near.and_then(|at| note::boundary_near(sec, elf.byte_order, at));
+    // The first half's tables have room for the second's, joined onto them.
     let (first, second) = match split {
         None => (read(elf, arch, how, sec, (0, 0), sec.len()), None),
         Some(at) => {
             let (first, second) = parallel::join(
-                || read(elf, arch, how, &sec[..at.0], (0, 0), at.0),
+                || read(elf, arch, how, &sec[..at.0], (0, 0), sec.len()),
                 || read(elf, arch, how, sec, at, sec.len() - at.0),
             );
             (first, Some(second?))
@@ -133,8 +135,8 @@ fn build_near(
     })
 }
 
-/// Read the notes of `sec` from `from` (a note's offset and index; `bytes` of notes), or
-/// `None` at the first thing the full parse must report.
+/// Read the notes of `sec` from `from` (a note's offset and index), with room in the tables
+/// for `bytes` of notes, or `None` at the first thing the full parse must report.
 fn read<'data>(
     elf: &ElfFile<'data>,
     arch: Arch,
@@ -143,15 +145,16 @@ fn read<'data>(
     from: (usize, usize),
     bytes: usize,
 ) -> Option<Half<'data>> {
-    // Sized as the full parse sizes its tables (a note takes 60 to 150 bytes).
+    // A note takes 60 to 150 bytes. Every table has room for a site, a distinct string and
+    // three arguments a note (bounded: the section's size is the file's word): growing one
+    // would copy it, and reserved pages never written cost nothing.
     let estimate = (bytes / 64).min(1 << 20);
-    let distinct = estimate.min(1024);
     let mut h = Half {
         spots: Vec::with_capacity(estimate),
-        encodings: Vec::with_capacity(3 * distinct),
-        shapes: Vec::with_capacity(3 * distinct),
-        lists: Lists::with_capacity(distinct),
-        grouping: Grouping::with_capacity(distinct, estimate),
+        encodings: Vec::with_capacity(3 * estimate),
+        shapes: Vec::with_capacity(3 * estimate),
+        lists: Lists::with_capacity(estimate),
+        grouping: Grouping::with_capacity(estimate.min(1024), estimate),
     };
     let mut decoded: Vec<Arg<'data>> = Vec::new();
     let mut refused = false;
@@ -330,6 +333,39 @@ mod tests {
         let text_offset = 0x1000;
         let nop5 = |p: &Planned| p.offset == p.pc - base.text_vaddr + text_offset + 1;
         assert!(direct.plans.iter().any(nop5));
+    }
+
+    #[test]
+    fn splits_where_a_walk_passes_or_where_the_first_half_ends_in_error() {
+        let text = ElfSpec::default().text_vaddr;
+        let notes: Vec<NoteSpec> = (0..2000u64)
+            .map(|i| NoteSpec::new(text + i, "t", &format!("p{}", i % 9), "-4@%edi 8@%rsi"))
+            .collect();
+        let data = spec(notes.clone()).build();
+        let elf = ElfFile::parse(&data).unwrap();
+        let sec = elf.stapsdt_notes.unwrap();
+        for target in (0..sec.len()).step_by(997) {
+            let near = note::boundary_near(sec, elf.byte_order, target).map(|b| b.0);
+            let walked = note::boundary_after(sec, elf.byte_order, target).map(|b| b.0);
+            assert_eq!(near, walked, "target {target}");
+        }
+        // Note 40's address words read as a stapsdt header (namesz 8, descsz 40, type 3,
+        // "stapsdt\0"): a split there ends the first half inside note 40.
+        let mut tricked = notes;
+        tricked[40].pc = 8 | (40 << 32);
+        tricked[40].base = 3 | (u64::from(u32::from_le_bytes(*b"stap")) << 32);
+        tricked[40].semaphore = u64::from(u32::from_le_bytes(*b"sdt\0"));
+        let data = spec(tricked).build();
+        let elf = ElfFile::parse(&data).unwrap();
+        let sec = elf.stapsdt_notes.unwrap();
+        let start = note::boundary_after(sec, elf.byte_order, 1).unwrap().0;
+        let forty = start * 40; // every note has the size of the first
+        let fake = forty + 20;
+        assert_eq!(
+            note::boundary_near(sec, elf.byte_order, forty + 1),
+            Some((fake, 0))
+        );
+        assert!(note::walk(&sec[..fake], true, elf.byte_order).any(|n| n.is_err()));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! forms are, and 50,000 specs take a few megabytes, not fifteen.
 //!
 //! A spec that carries a cookie of its own (an attach numbering its sites' cookies) cannot
-//! be shared: it takes an id [unshared](Alloc::hold), neither looked up nor kept.
+//! be shared: it takes an id [unshared](Alloc::hold), neither looked up nor kept (a bit
+//! says the id is held).
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
@@ -35,6 +36,8 @@ pub(super) struct Alloc {
     by_spec: HashTable<u32>,
     /// By id.
     slots: Vec<Slot>,
+    /// Ids held unshared, one bit each (their slots are unused).
+    held: Vec<u64>,
     /// The short forms of the specs, back to back (`Slot::at`, `Slot::len`).
     kept: Vec<u8>,
     /// Bytes of `kept` that no id holds any more.
@@ -167,13 +170,11 @@ impl Alloc {
     /// Record that `id` holds a spec no other site can have (its own cookie), used once:
     /// neither kept nor found by [`Alloc::share`].
     pub fn hold(&mut self, id: u32) {
-        let end = self.ids_end();
-        *self.slot(id, end) = Slot {
-            hash: 0,
-            refs: 1,
-            at: 0,
-            len: 0,
-        };
+        let (word, bit) = (id as usize / 64, id % 64);
+        if self.held.len() <= word {
+            self.held.resize(word + 1, 0);
+        }
+        self.held[word] |= 1 << bit;
         self.refs += 1;
         self.live += 1;
     }
@@ -199,6 +200,14 @@ impl Alloc {
 
     /// Drop one reference on `id`; the last one frees it.
     pub fn release(&mut self, id: u32) {
+        let (word, bit) = (id as usize / 64, id % 64);
+        if let Some(w) = self.held.get_mut(word).filter(|w| **w & (1 << bit) != 0) {
+            *w &= !(1 << bit);
+            self.refs -= 1;
+            self.live -= 1;
+            self.free.push(id);
+            return;
+        }
         let Some(slot) = self.slots.get_mut(id as usize).filter(|s| s.refs > 0) else {
             return;
         };
@@ -207,11 +216,8 @@ impl Alloc {
         if slot.refs == 0 {
             self.live -= 1;
             self.garbage += slot.len;
-            // An unshared id (no short form) is in no table.
-            if slot.len > 0 {
-                if let Ok(e) = self.by_spec.find_entry(slot.hash, |&i| i == id) {
-                    e.remove();
-                }
+            if let Ok(e) = self.by_spec.find_entry(slot.hash, |&i| i == id) {
+                e.remove();
             }
             self.free.push(id);
             if self.garbage > 4096 && self.garbage > self.kept.len() / 2 {

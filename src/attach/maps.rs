@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use super::ids::Alloc;
@@ -164,96 +163,50 @@ fn claim_more(a: &mut Alloc, maps: &SpecMaps, left: usize) -> Result<u32, Attach
 }
 
 /// Give each of `count` specs an id, writing new specs into the map; `encode(i, buf)`
-/// appends spec `i` to `buf`. Identical specs share an id when `shared`; otherwise (each
-/// spec has a cookie of its own) every spec takes an id. All or nothing: when the map is
-/// full or a write fails, no id stays taken.
+/// writes spec `i` over `buf` (a whole value). Identical specs share an id when `shared`;
+/// otherwise (each spec has a cookie of its own) every spec takes an id. All or nothing:
+/// when the map is full or a write fails, no id stays taken.
 pub(crate) fn acquire(
     maps: &SpecMaps,
     count: usize,
     shared: bool,
-    mut encode: impl FnMut(usize, &mut Vec<u8>),
+    encode: impl Fn(usize, &mut [u8]) + Sync,
 ) -> Result<SpecLease, AttachErrorKind> {
     let size = maps.info.value_size as usize;
-    let mut g = ALLOCATORS.lock().unwrap_or_else(|p| p.into_inner());
-    let a = g
-        .get_or_insert_with(Default::default)
-        .entry(maps.info.id)
-        .or_insert_with(|| Alloc::new(size));
+    if maps.layout.spec_size() != size {
+        return Err(AttachErrorKind::Program(format!(
+            "{}-byte specs for a map of {size}-byte values",
+            maps.layout.spec_size()
+        )));
+    }
     let mut lease = SpecLease {
         map_id: maps.info.id,
         ids: Vec::with_capacity(count),
     };
-    let fail = |a: &mut Alloc, lease: &mut SpecLease, why: AttachErrorKind| {
-        // Undo: drop this lease's references (forgetting specs written for it).
-        for id in lease.ids.drain(..) {
-            a.release(id);
-        }
-        why
-    };
-    a.reserve(count, shared);
-    // New specs go into the map a chunk at a time. A large attach writes them from other
-    // threads (two with two cores: the kernel's copy of each spec costs more than encoding
-    // it) while the rest are still being encoded; either way every spec is in the map
-    // before the caller makes the links that use it.
-    let writers = match count >= 2 * WRITE_CHUNK {
-        false => 0,
-        true if crate::parallel::two_cores() => 2,
-        true => 1,
-    };
-    let fd = maps.specs.as_fd();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(QUEUED_CHUNKS);
-    let rx = Mutex::new(rx);
-    // After a failed write the writers keep taking chunks (so the encoder never waits on a
-    // full queue) but write no more; the first error is reported.
-    let failed = AtomicBool::new(false);
-    let written = std::thread::scope(|scope| {
-        // Written chunks come back to be refilled: a few buffers in all, not a fresh
-        // allocation (and its page faults) per chunk.
-        let (back, spare) = std::sync::mpsc::channel::<Chunk>();
-        let (rx, failed) = (&rx, &failed);
-        let handles: Vec<_> = (0..writers)
-            .map(|_| {
-                let back = back.clone();
-                scope.spawn(move || -> std::io::Result<()> {
-                    let mut result = Ok(());
-                    loop {
-                        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                        let Ok(mut chunk) = next else { break };
-                        if failed.load(Ordering::Relaxed) {
-                            chunk.clear();
-                        } else if let Err(e) = chunk.write(fd, size) {
-                            failed.store(true, Ordering::Relaxed);
-                            result = Err(e);
-                        }
-                        let _ = back.send(chunk);
+    // The ids first, under the allocator's lock: a spec already in the map shares its id
+    // (when `shared`); the others, new, are written after, the lock released (the ids are
+    // this lease's alone).
+    let mut new: Vec<(u32, u32)> = Vec::with_capacity(if shared { 0 } else { count });
+    {
+        let mut g = ALLOCATORS.lock().unwrap_or_else(|p| p.into_inner());
+        let a = g
+            .get_or_insert_with(Default::default)
+            .entry(maps.info.id)
+            .or_insert_with(|| Alloc::new(size));
+        a.reserve(count, shared);
+        let mut scratch = vec![0u8; size];
+        let mut take = |a: &mut Alloc, i: usize| -> Result<(), AttachErrorKind> {
+            let missing = if shared {
+                encode(i, &mut scratch);
+                match a.share(&scratch) {
+                    Ok(id) => {
+                        lease.ids.push(id);
+                        return Ok(());
                     }
-                    result
-                })
-            })
-            .collect();
-        let tx = (writers > 0).then_some(tx);
-        let room = count.min(WRITE_CHUNK);
-        let mut chunk = Chunk::with_room(room, size);
-        let mut inline = Ok(());
-        for i in 0..count {
-            // Encoded straight into the chunk; taken back out when an id has it already.
-            let start = chunk.bytes.len();
-            encode(i, &mut chunk.bytes);
-            let spec = &chunk.bytes[start..];
-            if spec.len() != size {
-                return Err(AttachErrorKind::Program(format!(
-                    "a spec of {} bytes for a map of {size}-byte values",
-                    spec.len()
-                )));
-            }
-            let missing = match shared.then(|| a.share(spec)) {
-                Some(Ok(id)) => {
-                    chunk.bytes.truncate(start);
-                    lease.ids.push(id);
-                    continue;
+                    Err(missing) => Some(missing),
                 }
-                Some(Err(missing)) => Some(missing),
-                None => None,
+            } else {
+                None
             };
             let id = match a.take() {
                 Some(id) => id,
@@ -264,85 +217,29 @@ pub(crate) fn acquire(
                 None => a.hold(id),
             }
             lease.ids.push(id);
-            chunk.ids.push(id);
-            if chunk.ids.len() == WRITE_CHUNK {
-                match &tx {
-                    Some(sender) => {
-                        if failed.load(Ordering::Relaxed) {
-                            break; // a writer failed: its error is taken below
-                        }
-                        let next = spare
-                            .try_recv()
-                            .unwrap_or_else(|_| Chunk::with_room(room, size));
-                        let _ = sender.send(std::mem::replace(&mut chunk, next));
-                    }
-                    None => {
-                        inline = chunk.write(fd, size);
-                        if inline.is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
+            new.push((i as u32, id));
+            Ok(())
+        };
+        if let Err(why) = (0..count).try_for_each(|i| take(a, i)) {
+            release(a, &mut lease);
+            return Err(why);
         }
-        if inline.is_ok() && !chunk.ids.is_empty() {
-            match &tx {
-                Some(sender) => {
-                    let _ = sender.send(chunk);
-                }
-                None => inline = chunk.write(fd, size),
-            }
-        }
-        drop(tx);
-        let mut result = inline;
-        for h in handles {
-            let r = h
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("a spec writer thread panicked")));
-            result = result.and(r);
-        }
-        result.map_err(|e| {
-            let what = format!("writing {count} specs into __bpf_usdt_specs");
-            AttachErrorKind::os(what, e)
-        })
-    });
-    match written {
-        Ok(()) => Ok(lease),
-        Err(why) => Err(fail(a, &mut lease, why)),
     }
+    if let Err(e) = super::write::write_specs(maps, &new, &encode) {
+        let mut g = ALLOCATORS.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(a) = g.as_mut().and_then(|all| all.get_mut(&maps.info.id)) {
+            release(a, &mut lease);
+        }
+        let what = format!("writing {} specs into __bpf_usdt_specs", new.len());
+        return Err(AttachErrorKind::os(what, e));
+    }
+    Ok(lease)
 }
 
-/// New specs written to the map at a time (a few chunks in flight stay in cache).
-const WRITE_CHUNK: usize = 512;
-
-/// Chunks encoded and waiting for a writer, at most.
-const QUEUED_CHUNKS: usize = 4;
-
-/// New specs on their way to the map: their ids and their bytes, back to back.
-struct Chunk {
-    ids: Vec<u32>,
-    bytes: Vec<u8>,
-}
-
-impl Chunk {
-    /// An empty chunk with room for `specs` specs of `size` bytes.
-    fn with_room(specs: usize, size: usize) -> Self {
-        Chunk {
-            ids: Vec::with_capacity(specs),
-            bytes: Vec::with_capacity(specs * size),
-        }
-    }
-
-    /// Write the specs into the map (`size` bytes each) and empty the chunk for reuse.
-    fn write(&mut self, fd: BorrowedFd<'_>, size: usize) -> std::io::Result<()> {
-        let r = bpf::map_update_batch(fd, &self.ids, &self.bytes, size);
-        self.clear();
-        r
-    }
-
-    fn clear(&mut self) {
-        self.ids.clear();
-        self.bytes.clear();
+/// Undo a lease: drop its references (forgetting the specs written for it).
+fn release(a: &mut Alloc, lease: &mut SpecLease) {
+    for id in lease.ids.drain(..) {
+        a.release(id);
     }
 }
 

@@ -34,6 +34,7 @@ mod maps;
 mod registry;
 mod select;
 mod table;
+mod write;
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -335,7 +336,7 @@ impl<'p> UsdtAttacher<'p> {
         let lease = maps::acquire(&maps, plans.len(), shared, |i, buf| {
             let p = &plans[i];
             let args = &encodings[p.args.start as usize..p.args.end as usize];
-            spec::encode_into(maps.layout, big, args, p.cookie, buf);
+            spec::encode_to(maps.layout, big, args, p.cookie, buf);
         })
         .map_err(err)?;
         let build_sites = || -> Vec<AttachedSite> {

@@ -127,10 +127,27 @@ pub fn encode_into(
     cookie: u64,
     out: &mut Vec<u8>,
 ) {
-    assert!(args.len() <= MAX_ARGS, "at most {MAX_ARGS} arguments");
     let start = out.len();
     out.resize(start + layout.spec_size(), 0);
-    let b = &mut out[start..];
+    fields(layout, big_endian, args, cookie, &mut out[start..]);
+}
+
+/// [`encode`], writing the spec over `out` (exactly one spec long), stale bytes and all.
+pub(crate) fn encode_to(
+    layout: Layout,
+    big_endian: bool,
+    args: &[ArgEncoding],
+    cookie: u64,
+    out: &mut [u8],
+) {
+    assert_eq!(out.len(), layout.spec_size(), "one spec's room");
+    out.fill(0);
+    fields(layout, big_endian, args, cookie, out);
+}
+
+/// Write the fields of a spec into `b`, zeroed and one spec long.
+fn fields(layout: Layout, big_endian: bool, args: &[ArgEncoding], cookie: u64, b: &mut [u8]) {
+    assert!(args.len() <= MAX_ARGS, "at most {MAX_ARGS} arguments");
     let u16b = |v: u16| {
         if big_endian {
             v.to_be_bytes()

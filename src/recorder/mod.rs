@@ -190,6 +190,13 @@ impl<'obj> Recorder<'obj> {
             (AttachMode::PerfEvent, _) => (true, false),
             (_, s) => (false, s),
         };
+        // Specs are then written through a mapping of the map: no syscall and no kernel
+        // copy per spec (see `attach::write`).
+        let specs = &mut open.maps.__bpf_usdt_specs;
+        let flags = specs.map_flags() | crate::sys::bpf::BPF_F_MMAPABLE;
+        specs
+            .set_map_flags(flags)
+            .map_err(bpf_err("spec map flags"))?;
         if let Some(n) = opts.max_specs {
             open.maps
                 .__bpf_usdt_specs

@@ -17,6 +17,8 @@ const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_PERF_EVENT: u32 = 41;
 const BPF_TRACE_UPROBE_MULTI: u32 = 48;
 const BPF_ANY: u64 = 0;
+/// `BPF_F_MMAPABLE`: an array map whose values user space can map.
+pub(crate) const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 /// `bpf(cmd, attr, sizeof attr)`: the raw return value, or the errno as an error.
 fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<i64> {
@@ -154,6 +156,7 @@ pub(crate) struct MapInfo {
     pub key_size: u32,
     pub value_size: u32,
     pub max_entries: u32,
+    pub map_flags: u32,
 }
 
 /// The ids of the maps a loaded program uses.
@@ -214,6 +217,7 @@ pub(crate) fn map_info(map: BorrowedFd<'_>) -> io::Result<MapInfo> {
         key_size: info.key_size,
         value_size: info.value_size,
         max_entries: info.max_entries,
+        map_flags: info.map_flags,
     })
 }
 
@@ -314,6 +318,131 @@ pub(crate) fn libbpf_version() -> (u32, u32) {
             libbpf_sys::libbpf_minor_version(),
         )
     }
+}
+
+/// The values of array map entries `first..end` mapped writable into this process (a map
+/// made with [`BPF_F_MMAPABLE`]): writing an entry is a store, not a syscall and a copy.
+/// Unmapped on drop.
+pub(crate) struct ArrayWindow {
+    base: *mut u8,
+    len: usize,
+    /// Byte offset of `base` in the map's values.
+    start: usize,
+    value_size: usize,
+    entries: std::ops::Range<u32>,
+}
+
+// SAFETY: the window is plain memory owned by this value; nothing ties it to a thread.
+unsafe impl Send for ArrayWindow {}
+
+impl ArrayWindow {
+    /// Map entries `entries` of the array map `map` (values of `value_size` bytes, a multiple
+    /// of 8 as the kernel lays them out; `max_entries` in all).
+    pub(crate) fn map(
+        map: BorrowedFd<'_>,
+        entries: std::ops::Range<u32>,
+        value_size: usize,
+        max_entries: u32,
+    ) -> io::Result<Self> {
+        let page = 4096;
+        let (first, end) = (entries.start as usize, entries.end as usize);
+        if value_size % 8 != 0 || first >= end || end > max_entries as usize {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        let start = first * value_size / page * page;
+        let len = (end * value_size).div_ceil(page) * page - start;
+        // SAFETY: a fresh shared mapping of the map's pages at a page-aligned offset within
+        // its values (the kernel checks the range); no existing memory is touched. The
+        // pointer is owned by the returned value and unmapped exactly once, on drop.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                map.as_raw_fd(),
+                start as libc::off_t,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(ArrayWindow {
+            base: base.cast(),
+            len,
+            start,
+            value_size,
+            entries,
+        })
+    }
+
+    /// The value of entry `index` (within the mapped entries).
+    pub(crate) fn value_mut(&mut self, index: u32) -> &mut [u8] {
+        assert!(self.entries.contains(&index), "entry {index} is not mapped");
+        let at = index as usize * self.value_size - self.start;
+        // SAFETY: `at..at + value_size` lies within the mapping (the entry is one of those
+        // mapped), and `&mut self` makes this the only reference into it from this process.
+        // Other writers of the same entry would be other processes or BPF programs: the
+        // caller writes only entries it holds and no link uses yet (as with a map update).
+        unsafe { std::slice::from_raw_parts_mut(self.base.add(at), self.value_size) }
+    }
+}
+
+impl Drop for ArrayWindow {
+    fn drop(&mut self) {
+        // SAFETY: `base..base + len` is the mapping made in `map`, unmapped only here; no
+        // slice into it outlives the `&mut self` it was borrowed from.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}
+
+/// A new array map with 4-byte keys (tests: usdtkit maps only programs' own maps).
+#[cfg(test)]
+pub(crate) fn array_map_create(
+    name: &str,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+) -> io::Result<OwnedFd> {
+    /// The prefix of `union bpf_attr` for `BPF_MAP_CREATE`, to the name.
+    #[repr(C)]
+    #[derive(Default)]
+    struct CreateAttr {
+        map_type: u32,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        map_flags: u32,
+        inner_map_fd: u32,
+        numa_node: u32,
+        map_name: [u8; 16],
+    }
+    let mut attr = CreateAttr {
+        map_type: 2, // BPF_MAP_TYPE_ARRAY
+        key_size: 4,
+        value_size,
+        max_entries,
+        map_flags,
+        ..CreateAttr::default()
+    };
+    let n = name.len().min(15);
+    attr.map_name[..n].copy_from_slice(&name.as_bytes()[..n]);
+    bpf_fd(0, &mut attr) // BPF_MAP_CREATE
+}
+
+/// The value at `key` of a map with 4-byte keys (tests).
+#[cfg(test)]
+pub(crate) fn map_lookup(map: BorrowedFd<'_>, key: u32, value_size: usize) -> io::Result<Vec<u8>> {
+    let mut value = vec![0u8; value_size];
+    let mut attr = ElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        _pad: 0,
+        key: &key as *const u32 as u64,
+        value: value.as_mut_ptr() as u64,
+        flags: 0,
+    };
+    bpf(1, &mut attr)?; // BPF_MAP_LOOKUP_ELEM
+    Ok(value)
 }
 
 #[cfg(test)]
