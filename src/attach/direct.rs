@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use super::plan::{self, ArgShape};
 use super::spec::{self, ArgEncoding};
-use super::table::{Planned, Setting, Table};
+use super::table::{Args, Planned, Setting, Table};
 use super::ProbeSelector;
 use crate::arch::Arch;
 use crate::arg::{decode_args_into, Arg};
@@ -26,6 +26,10 @@ use crate::note;
 use crate::parallel;
 use crate::probe::tables::{Grouping, Lists};
 use crate::probe::{place_site, PARALLEL_BYTES};
+use crate::sys::{self, Filler};
+
+/// Attaches of this many sites make their plans on two threads.
+const PARALLEL_PLANS: usize = 4096;
 
 /// One site, as the plans need it.
 struct Spot {
@@ -71,12 +75,11 @@ fn build_near(
     let sec = elf.stapsdt_notes?;
     // Any split this path takes gives what one walk gives, or an error (it then gives up).
     let split = near.and_then(|at| note::boundary_near(sec, elf.byte_order, at));
-    // The first half's tables have room for the second's, joined onto them.
     let (first, second) = match split {
         None => (read(elf, arch, how, sec, (0, 0), sec.len()), None),
         Some(at) => {
             let (first, second) = parallel::join(
-                || read(elf, arch, how, &sec[..at.0], (0, 0), sec.len()),
+                || read(elf, arch, how, &sec[..at.0], (0, 0), at.0),
                 || read(elf, arch, how, sec, at, sec.len() - at.0),
             );
             (first, Some(second?))
@@ -84,51 +87,67 @@ fn build_near(
     };
     let mut first = first?;
     let in_first = first.spots.len();
+    // The second half's encodings stay where they are: its ranges start after the first's.
     let shift = first.encodings.len() as u32;
-    let rest = match second {
+    let (rest, second_args) = match second {
         Some(s) => {
-            first.encodings.extend(s.encodings);
-            first.shapes.extend(s.shapes);
             first.grouping.append(s.grouping);
-            s.spots
+            (s.spots, (s.encodings, s.shapes))
         }
-        None => Vec::new(),
+        None => Default::default(),
     };
     let (probes, by_probe) = first.grouping.finish();
+    // The probes taken, each with its selector's cookie and its first plan.
     let mut names: Vec<(Arc<str>, Arc<str>)> = Vec::new();
-    let mut plans: Vec<Planned> = Vec::with_capacity(by_probe.len());
-    for p in &probes {
-        let Some(sel) = selectors.iter().find(|s| s.matches(p.provider, p.name)) else {
-            continue;
-        };
-        names.push((p.provider.into(), p.name.into()));
-        let probe = names.len() as u32 - 1;
-        for &site in &by_probe[p.start as usize..][..p.len as usize] {
-            let (spot, shift) = match site as usize {
-                i if i < in_first => (&first.spots[i], 0),
-                i => (&rest[i - in_first], shift),
-            };
-            let cookie = match how.site_cookies {
-                Some(first) => first + plans.len() as u64,
-                None => sel.cookie,
-            };
-            let args = spot.args + shift;
-            plans.push(Planned {
-                pc: spot.pc,
-                offset: spot.offset,
-                ref_ctr_offset: spot.ref_ctr_offset,
-                args: args..args + spot.nargs,
-                unreadable: 0..0,
-                probe,
-                site,
-                cookie,
-            });
+    let mut taken: Vec<(usize, u64, u32)> = Vec::new();
+    let mut total = 0;
+    for (k, p) in probes.iter().enumerate() {
+        if let Some(sel) = selectors.iter().find(|s| s.matches(p.provider, p.name)) {
+            names.push((p.provider.into(), p.name.into()));
+            taken.push((k, sel.cookie, total));
+            total += p.len;
         }
     }
+    // Plans `range` in attach order: the sites of the probes taken, probe after probe.
+    let make = |range: std::ops::Range<usize>, out: &mut Filler<'_, Planned>| {
+        for (name, &(k, cookie, at)) in taken.iter().enumerate() {
+            let p = &probes[k];
+            let sites = &by_probe[p.start as usize..][..p.len as usize];
+            let (from, to) = (at as usize, (at + p.len) as usize);
+            let (lo, hi) = (range.start.max(from), range.end.min(to));
+            if lo >= hi {
+                continue;
+            }
+            for (n, &site) in sites[lo - from..hi - from].iter().enumerate() {
+                let (spot, shift) = match site as usize {
+                    i if i < in_first => (&first.spots[i], 0),
+                    i => (&rest[i - in_first], shift),
+                };
+                let args = spot.args + shift;
+                out.push(Planned {
+                    pc: spot.pc,
+                    offset: spot.offset,
+                    ref_ctr_offset: spot.ref_ctr_offset,
+                    args: args..args + spot.nargs,
+                    unreadable: 0..0,
+                    probe: name as u32,
+                    site,
+                    cookie: how
+                        .site_cookies
+                        .map_or(cookie, |first| first + (lo + n) as u64),
+                });
+            }
+        }
+    };
+    let total = total as usize;
+    let plans = if total >= PARALLEL_PLANS && parallel::two_cores() {
+        sys::vec_in_two(total, total / 2, make)
+    } else {
+        sys::vec_in_two(total, total, make)
+    };
     Some(Table {
         plans,
-        encodings: first.encodings,
-        shapes: first.shapes,
+        args: Args::two((first.encodings, first.shapes), second_args),
         unreadable: Vec::new(),
         names,
         warnings: Vec::new(),
@@ -219,7 +238,6 @@ mod tests {
         t.plans
             .iter()
             .map(|p| {
-                let r = p.args.start as usize..p.args.end as usize;
                 let (provider, name) = &t.names[p.probe as usize];
                 format!(
                     "{provider}:{name} {:#x} {:#x} {:#x} {} {} {:?} {:?} {:?}",
@@ -228,8 +246,8 @@ mod tests {
                     p.ref_ctr_offset,
                     p.site,
                     p.cookie,
-                    &t.encodings[r.clone()],
-                    &t.shapes[r],
+                    t.args.encodings(&p.args),
+                    t.args.shapes(&p.args),
                     &t.unreadable[p.unreadable.start as usize..p.unreadable.end as usize],
                 )
             })
@@ -329,7 +347,7 @@ mod tests {
         let all = [ProbeSelector::new("*", "*", 0)];
         let (direct, full) = both(&data, &all, &how, None);
         let direct = direct.unwrap();
-        assert!(direct.encodings.len() * 4 < full.encodings.len());
+        assert!(direct.args.len() * 4 < full.args.len());
         let text_offset = 0x1000;
         let nop5 = |p: &Planned| p.offset == p.pc - base.text_vaddr + text_offset + 1;
         assert!(direct.plans.iter().any(nop5));

@@ -325,8 +325,7 @@ impl<'p> UsdtAttacher<'p> {
         let big = order == ByteOrder::Big;
         let table::Table {
             plans,
-            encodings,
-            shapes,
+            args,
             unreadable,
             names,
             warnings,
@@ -335,8 +334,7 @@ impl<'p> UsdtAttacher<'p> {
         let shared = self.site_cookies.is_none();
         let lease = maps::acquire(&maps, plans.len(), shared, |i, buf| {
             let p = &plans[i];
-            let args = &encodings[p.args.start as usize..p.args.end as usize];
-            spec::encode_to(maps.layout, big, args, p.cookie, buf);
+            spec::encode_to(maps.layout, big, args.encodings(&p.args), p.cookie, buf);
         })
         .map_err(err)?;
         let build_sites = || -> Vec<AttachedSite> {
@@ -401,7 +399,7 @@ impl<'p> UsdtAttacher<'p> {
                 let extra = meanwhile(&Attaching {
                     sites: &sites,
                     plans: &plans,
-                    shapes: &shapes,
+                    args: &args,
                 });
                 (sites, None, extra)
             }
@@ -411,7 +409,7 @@ impl<'p> UsdtAttacher<'p> {
                 let extra = meanwhile(&Attaching {
                     sites: &sites,
                     plans: &plans,
-                    shapes: &shapes,
+                    args: &args,
                 });
                 let link = link.join().unwrap_or_else(|_| {
                     Err(AttachErrorKind::Program("the link thread panicked".into()))
@@ -424,7 +422,7 @@ impl<'p> UsdtAttacher<'p> {
                 let extra = meanwhile(&Attaching {
                     sites: &sites,
                     plans: &plans,
-                    shapes: &shapes,
+                    args: &args,
                 });
                 (sites, Some(link), extra)
             }
@@ -495,14 +493,13 @@ pub(crate) struct Attaching<'a> {
     /// The sites, in attach order.
     pub sites: &'a [AttachedSite],
     plans: &'a [table::Planned],
-    shapes: &'a [Option<ArgShape>],
+    args: &'a table::Args,
 }
 
 impl Attaching<'_> {
     /// The shapes of site `i`'s arguments (`None`: not decoded).
     pub fn shapes(&self, i: usize) -> &[Option<ArgShape>] {
-        let r = &self.plans[i].args;
-        &self.shapes[r.start as usize..r.end as usize]
+        self.args.shapes(&self.plans[i].args)
     }
 }
 

@@ -31,12 +31,68 @@ pub(super) struct Planned {
     pub cookie: u64,
 }
 
+/// The argument encodings of an attach and each one's shape (`None`: not decoded), in one
+/// run or two (a file read in two halves keeps each half's: joining them would copy the
+/// second). A range of them ([`Planned::args`]) lies in one run; the second run's ranges
+/// start at `split`.
+#[derive(Debug, Default)]
+pub(super) struct Args {
+    runs: [(Vec<ArgEncoding>, Vec<Option<ArgShape>>); 2],
+    split: u32,
+}
+
+impl Args {
+    /// One run.
+    pub fn one(encodings: Vec<ArgEncoding>, shapes: Vec<Option<ArgShape>>) -> Self {
+        Args::two((encodings, shapes), Default::default())
+    }
+
+    /// Two runs; the second's ranges start after the first's encodings.
+    pub fn two(
+        first: (Vec<ArgEncoding>, Vec<Option<ArgShape>>),
+        second: (Vec<ArgEncoding>, Vec<Option<ArgShape>>),
+    ) -> Self {
+        let split = first.0.len() as u32;
+        Args {
+            runs: [first, second],
+            split,
+        }
+    }
+
+    /// Where the encodings of `r` are: their run and their range in it.
+    fn find(&self, r: &std::ops::Range<u32>) -> (usize, std::ops::Range<usize>) {
+        match r.start >= self.split {
+            true => (
+                1,
+                (r.start - self.split) as usize..(r.end - self.split) as usize,
+            ),
+            false => (0, r.start as usize..r.end as usize),
+        }
+    }
+
+    /// The encodings of a range.
+    pub fn encodings(&self, r: &std::ops::Range<u32>) -> &[ArgEncoding] {
+        let (run, at) = self.find(r);
+        &self.runs[run].0[at]
+    }
+
+    /// The shapes of a range.
+    pub fn shapes(&self, r: &std::ops::Range<u32>) -> &[Option<ArgShape>] {
+        let (run, at) = self.find(r);
+        &self.runs[run].1[at]
+    }
+
+    /// How many encodings there are.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.runs[0].0.len() + self.runs[1].0.len()
+    }
+}
+
 /// The plan of an attach.
 pub(super) struct Table {
     pub plans: Vec<Planned>,
-    pub encodings: Vec<ArgEncoding>,
-    /// Each encoding's argument shape (`None`: not decoded), for readers of the values.
-    pub shapes: Vec<Option<ArgShape>>,
+    pub args: Args,
     pub unreadable: Vec<(usize, Unencodable)>,
     /// Each probe's provider and name.
     pub names: Vec<(Arc<str>, Arc<str>)>,
@@ -105,8 +161,7 @@ pub(super) fn build(
     }
     Ok(Table {
         plans: planned.plans,
-        encodings: planned.encodings,
-        shapes: planned.shapes,
+        args: Args::one(planned.encodings, planned.shapes),
         unreadable: planned.unreadable,
         names,
         warnings,
@@ -305,7 +360,7 @@ mod tests {
             let table = build(&usdt, &selectors, &how).unwrap();
             assert_eq!(table.plans.len(), picks.len());
             assert_eq!(
-                format!("{:?}", table.encodings),
+                format!("{:?}", table.args.runs[0].0),
                 format!("{:?}", one.encodings)
             );
             assert!(!table.warnings.is_empty() && table.warnings.len() <= one.unreadable.len());
