@@ -91,15 +91,42 @@ pub(crate) fn walk_from(
     sec: &[u8],
     is_64: bool,
     order: ByteOrder,
-    (mut off, mut index): (usize, usize),
+    (off, index): (usize, usize),
 ) -> impl Iterator<Item = Result<RawNote<'_>, NoteError>> {
-    // One dispatch a note; each of the four readers has its byte order and word size fixed.
-    std::iter::from_fn(move || match (is_64, order) {
-        (true, ByteOrder::Little) => next_note::<LittleEndian, true>(sec, &mut off, &mut index),
-        (false, ByteOrder::Little) => next_note::<LittleEndian, false>(sec, &mut off, &mut index),
-        (true, ByteOrder::Big) => next_note::<BigEndian, true>(sec, &mut off, &mut index),
-        (false, ByteOrder::Big) => next_note::<BigEndian, false>(sec, &mut off, &mut index),
-    })
+    Walk {
+        sec,
+        is_64,
+        order,
+        off,
+        index,
+    }
+}
+
+/// The walk of [`walk_from`]: a named iterator, so that its `next` is inlined into each
+/// reader's loop (a closure's would be called, once two readers walk).
+struct Walk<'a> {
+    sec: &'a [u8],
+    is_64: bool,
+    order: ByteOrder,
+    off: usize,
+    index: usize,
+}
+
+impl<'a> Iterator for Walk<'a> {
+    type Item = Result<RawNote<'a>, NoteError>;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Self::Item> {
+        let (sec, off, index) = (self.sec, &mut self.off, &mut self.index);
+        // One dispatch a note; each of the four readers has its byte order and word size
+        // fixed.
+        match (self.is_64, self.order) {
+            (true, ByteOrder::Little) => next_note::<LittleEndian, true>(sec, off, index),
+            (false, ByteOrder::Little) => next_note::<LittleEndian, false>(sec, off, index),
+            (true, ByteOrder::Big) => next_note::<BigEndian, true>(sec, off, index),
+            (false, ByteOrder::Big) => next_note::<BigEndian, false>(sec, off, index),
+        }
+    }
 }
 
 /// The offset and index of the first note that starts at or after `target`, reached by
@@ -123,6 +150,7 @@ pub(crate) fn boundary_after(
 /// Not always a point [`walk`] passes: a note's descriptor can hold bytes that read as a
 /// header. A walk of the notes before such a point ends in a note that does not fit (an
 /// error), so only a reader that gives up at the first error may split here.
+#[cfg(feature = "attach")]
 pub(crate) fn boundary_near(sec: &[u8], order: ByteOrder, target: usize) -> Option<(usize, usize)> {
     let plausible = |off: usize| match order {
         ByteOrder::Little => plausible_header::<LittleEndian>(sec, off),
@@ -218,6 +246,7 @@ fn next_note<'a, E: Endian, const W64: bool>(
 /// The three words; provider, name, both with the NUL between them, arguments; the rest.
 type Desc<'a> = (u64, u64, u64, [&'a str; 4], &'a [u8]);
 
+#[inline(always)]
 fn parse_desc<E: Endian, const W64: bool>(desc: &[u8]) -> Result<Desc<'_>, NoteErrorKind> {
     let w = if W64 { 8 } else { 4 };
     let word = |i: usize| {

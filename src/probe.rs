@@ -371,6 +371,8 @@ fn adjusted_pc(elf: &ElfFile<'_>, raw: &RawNote<'_>) -> u64 {
     }
 }
 
+// Inlined into both readers' loops (the parse's and the attach's).
+#[inline(always)]
 pub(crate) fn place_site(
     elf: &ElfFile<'_>,
     raw: &RawNote<'_>,

@@ -6,6 +6,9 @@
 //! - `__bpf_usdt_specs` is filled in the layout the program was built with (libbpf up to 1.6,
 //!   or 1.7 and later, told apart by the map's value size); identical specs share an id; ids
 //!   are freed when the last link using them detaches; a full map fails the attach cleanly.
+//! - A file given by path is planned straight from its notes (no full parse when nothing in
+//!   it needs one), and a spec map made with `BPF_F_MMAPABLE` is written through a mapping
+//!   (no syscall or kernel copy per spec): most of a large attach is the kernel's link.
 //! - Forms libbpf refuses are encoded within its ABI (see [`plan`]); an argument no spec can
 //!   express does not fail the attach: it reads as an error, with the reason in
 //!   [`UsdtLink::warnings`].
@@ -489,6 +492,7 @@ fn plan_parsed(
 }
 
 /// An attach's sites as the caller's work during the link sees them.
+#[cfg_attr(not(feature = "recorder"), allow(dead_code))]
 pub(crate) struct Attaching<'a> {
     /// The sites, in attach order.
     pub sites: &'a [AttachedSite],
@@ -496,6 +500,7 @@ pub(crate) struct Attaching<'a> {
     args: &'a table::Args,
 }
 
+#[cfg_attr(not(feature = "recorder"), allow(dead_code))]
 impl Attaching<'_> {
     /// The shapes of site `i`'s arguments (`None`: not decoded).
     pub fn shapes(&self, i: usize) -> &[Option<ArgShape>] {

@@ -77,13 +77,14 @@ impl Args {
     }
 
     /// The shapes of a range.
+    #[cfg_attr(not(feature = "recorder"), allow(dead_code))]
     pub fn shapes(&self, r: &std::ops::Range<u32>) -> &[Option<ArgShape>] {
         let (run, at) = self.find(r);
         &self.runs[run].1[at]
     }
 
     /// How many encodings there are.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "harness"))]
     pub fn len(&self) -> usize {
         self.runs[0].0.len() + self.runs[1].0.len()
     }

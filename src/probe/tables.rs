@@ -152,6 +152,8 @@ impl<'data> Grouping<'data> {
 
     /// The next site is of the probe `provider:name`; `key` is `provider\0name` (one string,
     /// so one comparison and one hash; unambiguous, as a provider holds no NUL).
+    // Inlined into both readers' loops (the parse's and the attach's).
+    #[inline(always)]
     pub(crate) fn add(&mut self, key: &'data str, provider: &'data str, name: &'data str) {
         let id = match self.last {
             Some((k, id)) if k == key => id,

@@ -103,11 +103,13 @@ impl Mapping {
 }
 
 /// The slots of a vector being made in runs (see [`vec_in_two`]), filled in order.
+#[cfg(feature = "attach")]
 pub(crate) struct Filler<'a, T> {
     slots: &'a mut [std::mem::MaybeUninit<T>],
     len: usize,
 }
 
+#[cfg(feature = "attach")]
 impl<T> Filler<'_, T> {
     /// Put the next item (panics past the run's slots).
     #[inline]
@@ -121,6 +123,7 @@ impl<T> Filler<'_, T> {
 /// place (no second copy, and each thread takes the page faults of its own run):
 /// `fill(0..mid, f)` and `fill(mid..n, f)` push their run's items in order. A run that
 /// pushes other than its length panics (what was made is leaked, never read).
+#[cfg(feature = "attach")]
 pub(crate) fn vec_in_two<T: Send>(
     n: usize,
     mid: usize,
@@ -150,7 +153,7 @@ pub(crate) fn vec_in_two<T: Send>(
     v
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "attach"))]
 mod tests {
     use super::*;
 
