@@ -28,6 +28,9 @@ use crate::probe::tables::{Grouping, Lists};
 use crate::probe::{place_site, PARALLEL_BYTES};
 use crate::sys::{self, Filler};
 
+/// Notes read before deciding whether their argument strings repeat enough to look each up.
+const INTERN_TRIAL: u32 = 4096;
+
 /// Attaches of this many sites make their plans on two threads.
 const PARALLEL_PLANS: usize = 4096;
 
@@ -177,38 +180,62 @@ fn read<'data>(
     };
     let mut decoded: Vec<Arg<'data>> = Vec::new();
     let mut refused = false;
+    // Decode and encode one argument string, appending its encodings; their start and count.
+    let mut encode = |text: &'data str, encodings: &mut Vec<ArgEncoding>, shapes: &mut Vec<_>| {
+        let start = encodings.len() as u32;
+        decoded.clear();
+        decode_args_into(arch, text, &mut decoded);
+        refused |= decoded.len() > spec::MAX_ARGS;
+        for arg in &decoded {
+            let spec = match &arg.decoded {
+                Ok(spec) if plan::site_independent(spec) => spec,
+                _ => {
+                    refused = true;
+                    break;
+                }
+            };
+            // Site-independent: the attach address does not enter the encoding.
+            match plan::encode_arg(arch, how.layout, spec, 0) {
+                Ok(e) => {
+                    encodings.push(e);
+                    shapes.push(Some(ArgShape::from(spec)));
+                }
+                Err(_) => refused = true,
+            }
+        }
+        (start, encodings.len() as u32 - start, refused)
+    };
+    // Strings are looked up to be decoded once (real files repeat a few); a run of notes
+    // whose strings hardly repeat stops looking them up, and decodes each (the result is
+    // the same: sharing saves work, nothing else).
+    let (mut looked_up, mut found, mut intern) = (0u32, 0u32, true);
     for raw in note::walk_from(sec, elf.is_64, elf.byte_order, from) {
         let raw = raw.ok()?;
         let place = place_site(elf, &raw).ok()?;
         let (encodings, shapes) = (&mut h.encodings, &mut h.shapes);
-        let list = h.lists.intern(raw.args, |text| {
-            let start = encodings.len() as u32;
-            decoded.clear();
-            decode_args_into(arch, text, &mut decoded);
-            refused |= decoded.len() > spec::MAX_ARGS;
-            for arg in &decoded {
-                let spec = match &arg.decoded {
-                    Ok(spec) if plan::site_independent(spec) => spec,
-                    _ => {
-                        refused = true;
-                        break;
-                    }
-                };
-                // Site-independent: the attach address does not enter the encoding.
-                match plan::encode_arg(arch, how.layout, spec, 0) {
-                    Ok(e) => {
-                        encodings.push(e);
-                        shapes.push(Some(ArgShape::from(spec)));
-                    }
-                    Err(_) => refused = true,
-                }
+        let (list, failed) = if intern {
+            let known = h.lists.len();
+            let mut failed = false;
+            let part = h.lists.intern(raw.args, |text| {
+                let (start, len, bad) = encode(text, encodings, shapes);
+                failed = bad;
+                (start, len)
+            });
+            let list = (part.start, part.len);
+            looked_up += 1;
+            found += u32::from(h.lists.len() == known);
+            if looked_up == INTERN_TRIAL {
+                intern = found * 8 >= looked_up;
             }
-            (start, encodings.len() as u32 - start)
-        });
-        if refused {
+            (list, failed)
+        } else {
+            let (start, len, bad) = encode(raw.args, encodings, shapes);
+            ((start, len), bad)
+        };
+        if failed {
             return None;
         }
-        let (args, nargs) = (list.start, list.len);
+        let (args, nargs) = list;
         h.grouping.add(raw.probe, raw.provider, raw.name);
         let delta = plan::attach_delta(arch, how.file, place.file_offset, how.nop5);
         h.spots.push(Spot {
@@ -351,6 +378,36 @@ mod tests {
         let text_offset = 0x1000;
         let nop5 = |p: &Planned| p.offset == p.pc - base.text_vaddr + text_offset + 1;
         assert!(direct.plans.iter().any(nop5));
+    }
+
+    #[test]
+    fn plans_alike_when_strings_hardly_repeat_and_are_no_longer_looked_up() {
+        let text = ElfSpec::default().text_vaddr;
+        // Past the trial, one string in ten repeats an earlier one.
+        let notes: Vec<NoteSpec> = (0..3 * INTERN_TRIAL as u64)
+            .map(|i| {
+                let v = if i % 10 == 0 { i % 7 } else { i };
+                let args = format!("-8@${v} -4@%edi 2@{}(%rbp)", v % 100);
+                NoteSpec::new(text + i % 0x1000, "t", &format!("p{}", i % 13), &args)
+            })
+            .collect();
+        let distinct = (notes.iter().map(|n| n.args.as_str()))
+            .collect::<std::collections::HashSet<&str>>()
+            .len();
+        let data = spec(notes).build();
+        let all = [ProbeSelector::new("*", "*", 5)];
+        let how = setting(&data, false, Some(1));
+        for near in [None, Some(data.len() / 2)] {
+            let (direct, full) = both(&data, &all, &how, near);
+            let direct = direct.expect("every note is one this path takes");
+            assert_eq!(outcome(&direct), outcome(&full), "split {near:?}");
+            // Past the trial, repeated strings were decoded again, not looked up.
+            assert!(
+                direct.args.len() > 3 * distinct + 1000,
+                "{}",
+                direct.args.len()
+            );
+        }
     }
 
     #[test]

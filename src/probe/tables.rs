@@ -51,6 +51,12 @@ impl<'data> Lists<'data> {
         }
     }
 
+    /// How many distinct strings it holds.
+    #[cfg(feature = "attach")]
+    pub(crate) fn len(&self) -> usize {
+        self.parts.len()
+    }
+
     /// `text`'s part, decoding it with `decode` (giving start and length) the first time it
     /// is seen.
     pub(crate) fn intern(
