@@ -171,7 +171,7 @@ pub(crate) fn acquire(
     count: usize,
     shared: bool,
     encode: impl Fn(usize, &mut [u8]) + Sync,
-) -> Result<SpecLease, AttachErrorKind> {
+) -> Result<(SpecLease, Vec<bpf::ArrayWindow>), AttachErrorKind> {
     let size = maps.info.value_size as usize;
     if maps.layout.spec_size() != size {
         return Err(AttachErrorKind::Program(format!(
@@ -225,15 +225,17 @@ pub(crate) fn acquire(
             return Err(why);
         }
     }
-    if let Err(e) = super::write::write_specs(maps, &new, &encode) {
-        let mut g = ALLOCATORS.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(a) = g.as_mut().and_then(|all| all.get_mut(&maps.info.id)) {
-            release(a, &mut lease);
+    match super::write::write_specs(maps, &new, &encode) {
+        Ok((_, windows)) => Ok((lease, windows)),
+        Err(e) => {
+            let mut g = ALLOCATORS.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(a) = g.as_mut().and_then(|all| all.get_mut(&maps.info.id)) {
+                release(a, &mut lease);
+            }
+            let what = format!("writing {} specs into __bpf_usdt_specs", new.len());
+            Err(AttachErrorKind::os(what, e))
         }
-        let what = format!("writing {} specs into __bpf_usdt_specs", new.len());
-        return Err(AttachErrorKind::os(what, e));
     }
-    Ok(lease)
 }
 
 /// Undo a lease: drop its references (forgetting the specs written for it).

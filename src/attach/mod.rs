@@ -335,7 +335,8 @@ impl<'p> UsdtAttacher<'p> {
         } = table;
         // With site cookies no two specs are equal: none is looked up or kept for sharing.
         let shared = self.site_cookies.is_none();
-        let lease = maps::acquire(&maps, plans.len(), shared, |i, buf| {
+        // Mappings the specs were written through, unmapped while the kernel makes the link.
+        let (lease, windows) = maps::acquire(&maps, plans.len(), shared, |i, buf| {
             let p = &plans[i];
             spec::encode_to(maps.layout, big, args.encodings(&p.args), p.cookie, buf);
         })
@@ -408,6 +409,7 @@ impl<'p> UsdtAttacher<'p> {
             }
             _ if plans.len() >= OVERLAP_SITES => std::thread::scope(|scope| {
                 let link = scope.spawn(multi);
+                drop(windows);
                 let sites = build_sites();
                 let extra = meanwhile(&Attaching {
                     sites: &sites,

@@ -32,35 +32,38 @@ pub(super) enum Written {
 }
 
 /// Write each spec `i` of `new` (spec index, id) at its id: `encode(i, buf)` writes spec `i`
-/// over `buf` (a whole value).
+/// over `buf` (a whole value). The mappings written through come back: the specs are in
+/// the map already, and the caller unmaps them when it has time (during the link).
 pub(super) fn write_specs(
     maps: &SpecMaps,
     new: &[(u32, u32)],
     encode: &(impl Fn(usize, &mut [u8]) + Sync),
-) -> std::io::Result<Written> {
+) -> std::io::Result<(Written, Vec<ArrayWindow>)> {
     if new.is_empty() {
-        return Ok(Written::Batched);
+        return Ok((Written::Batched, Vec::new()));
     }
     if maps.info.map_flags & bpf::BPF_F_MMAPABLE != 0 {
         let lo = new.iter().map(|&(_, id)| id).min().unwrap_or(0);
         let hi = new.iter().map(|&(_, id)| id).max().unwrap_or(0) + 1;
         // Mapped when the ids are not scattered over a much larger range (mapping costs
         // per page, used or not); a map that cannot be mapped is written by syscalls.
-        if (hi - lo) as usize <= 2 * new.len() + 1024 && mapped(maps, new, lo..hi, encode) {
-            return Ok(Written::Mapped);
+        if (hi - lo) as usize <= 2 * new.len() + 1024 {
+            if let Some(windows) = mapped(maps, new, lo..hi, encode) {
+                return Ok((Written::Mapped, windows));
+            }
         }
     }
-    batched(maps, new, encode).map(|()| Written::Batched)
+    batched(maps, new, encode).map(|()| (Written::Batched, Vec::new()))
 }
 
-/// Encode the specs straight into a mapping of the map; false (nothing written) when the
-/// map cannot be mapped.
+/// Encode the specs straight into a mapping of the map, and give the mapping back; `None`
+/// (nothing written) when the map cannot be mapped.
 fn mapped(
     maps: &SpecMaps,
     new: &[(u32, u32)],
     ids: std::ops::Range<u32>,
     encode: &(impl Fn(usize, &mut [u8]) + Sync),
-) -> bool {
+) -> Option<Vec<ArrayWindow>> {
     let (fd, size, max) = (
         maps.specs.as_fd(),
         maps.info.value_size as usize,
@@ -70,6 +73,7 @@ fn mapped(
         for &(i, id) in new.iter().filter(|(_, id)| part.contains(id)) {
             encode(i as usize, w.value_mut(id));
         }
+        w
     };
     if new.len() >= PARALLEL_SPECS && crate::parallel::two_cores() {
         // Two windows, split at the middle id: each thread writes the specs in its own.
@@ -79,18 +83,13 @@ fn mapped(
             ArrayWindow::map(fd, low.clone(), size, max),
             ArrayWindow::map(fd, high.clone(), size, max),
         ) else {
-            return false;
+            return None;
         };
-        crate::parallel::join(|| fill(a, low), || fill(b, high));
-        return true;
+        let (a, b) = crate::parallel::join(|| fill(a, low), || fill(b, high));
+        return Some(vec![a, b]);
     }
-    match ArrayWindow::map(fd, ids.clone(), size, max) {
-        Ok(w) => {
-            fill(w, ids);
-            true
-        }
-        Err(_) => false,
-    }
+    let w = ArrayWindow::map(fd, ids.clone(), size, max).ok()?;
+    Some(vec![fill(w, ids)])
 }
 
 /// New specs on their way to the map: their ids and their bytes, back to back.
@@ -269,7 +268,8 @@ mod tests {
         let write = |i: usize, buf: &mut [u8]| {
             crate::attach::spec::encode_to(Layout::V2, false, &args(i, long), 1000 + i as u64, buf)
         };
-        let way = write_specs(maps, &new, &write).expect("written");
+        let (way, windows) = write_specs(maps, &new, &write).expect("written");
+        drop(windows);
         for (i, &id) in ids.iter().enumerate() {
             let got = map_lookup(maps.specs.as_fd(), id, 304).expect("lookup");
             let want = encode(Layout::V2, false, &args(i, long), 1000 + i as u64);
