@@ -7,11 +7,12 @@
 //! distinct argument string is decoded and encoded once (sites sharing a string share its
 //! encodings), and the plans are made from those records in attach order.
 //!
-//! Only files this reads exactly as the full parse and plan would: a malformed note, a site
-//! that cannot be placed, an argument that does not decode or that no spec expresses, a
-//! symbol operand or one relative to the instruction pointer (its encoding depends on the
-//! site), or more arguments than a spec holds, and it gives `None`: the attach then takes the
-//! full parse and plan, which report them as always. A test compares the two paths.
+//! It takes only what it reads exactly as the full parse and plan would. At a malformed
+//! note, a site that cannot be placed, an argument that does not decode or that no spec
+//! expresses, a symbol operand or one relative to the instruction pointer (its encoding
+//! depends on the site), or more arguments than a spec holds, it gives `None`, and the
+//! attach takes the full parse and plan, which report them as always. Tests compare the two
+//! paths.
 
 use std::sync::Arc;
 
