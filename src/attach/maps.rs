@@ -184,51 +184,60 @@ pub(crate) fn acquire(
         ids: Vec::with_capacity(count),
     };
     // The ids first, under the allocator's lock: a spec already in the map shares its id
-    // (when `shared`); the others, new, are written after, the lock released (the ids are
-    // this lease's alone).
+    // (when `shared`); the others are new. A new spec that can be shared is found by other
+    // attaches of this process as soon as its id is filled, so it is written before the
+    // lock is released (no link may use an id whose spec is not in the map yet); unshared
+    // ids are this lease's alone, and are written with the lock released. A new shared spec
+    // is encoded again to be written: cheaper than keeping its 304 bytes.
     let mut new: Vec<(u32, u32)> = Vec::with_capacity(if shared { 0 } else { count });
-    {
-        let mut g = ALLOCATORS.lock().unwrap_or_else(|p| p.into_inner());
-        let a = g
-            .get_or_insert_with(Default::default)
-            .entry(maps.info.id)
-            .or_insert_with(|| Alloc::new(size));
-        a.reserve(count, shared);
-        let mut scratch = vec![0u8; size];
-        let mut take = |a: &mut Alloc, i: usize| -> Result<(), AttachErrorKind> {
-            let missing = if shared {
-                encode(i, &mut scratch);
-                match a.share(&scratch) {
-                    Ok(id) => {
-                        lease.ids.push(id);
-                        return Ok(());
-                    }
-                    Err(missing) => Some(missing),
+    let mut g = ALLOCATORS.lock().unwrap_or_else(|p| p.into_inner());
+    let a = g
+        .get_or_insert_with(Default::default)
+        .entry(maps.info.id)
+        .or_insert_with(|| Alloc::new(size));
+    a.reserve(count, shared);
+    let mut scratch = vec![0u8; size];
+    let mut take = |a: &mut Alloc, i: usize| -> Result<(), AttachErrorKind> {
+        let missing = if shared {
+            encode(i, &mut scratch);
+            match a.share(&scratch) {
+                Ok(id) => {
+                    lease.ids.push(id);
+                    return Ok(());
                 }
-            } else {
-                None
-            };
-            let id = match a.take() {
-                Some(id) => id,
-                None => claim_more(a, maps, count - i)?,
-            };
-            match missing {
-                Some(missing) => a.fill(id, missing),
-                None => a.hold(id),
+                Err(missing) => Some(missing),
             }
-            lease.ids.push(id);
-            new.push((i as u32, id));
-            Ok(())
+        } else {
+            None
         };
-        if let Err(why) = (0..count).try_for_each(|i| take(a, i)) {
-            release(a, &mut lease);
-            return Err(why);
+        let id = match a.take() {
+            Some(id) => id,
+            None => claim_more(a, maps, count - i)?,
+        };
+        match missing {
+            Some(missing) => a.fill(id, missing),
+            None => a.hold(id),
         }
+        lease.ids.push(id);
+        new.push((i as u32, id));
+        Ok(())
+    };
+    if let Err(why) = (0..count).try_for_each(|i| take(a, i)) {
+        release(a, &mut lease);
+        return Err(why);
     }
-    match super::write::write_specs(maps, &new, &encode) {
+    let held = if shared {
+        Some(g)
+    } else {
+        drop(g);
+        None
+    };
+    let written = super::write::write_specs(maps, &new, &encode);
+    match written {
         Ok((_, windows)) => Ok((lease, windows)),
         Err(e) => {
-            let mut g = ALLOCATORS.lock().unwrap_or_else(|p| p.into_inner());
+            let mut g =
+                held.unwrap_or_else(|| ALLOCATORS.lock().unwrap_or_else(|p| p.into_inner()));
             if let Some(a) = g.as_mut().and_then(|all| all.get_mut(&maps.info.id)) {
                 release(a, &mut lease);
             }
