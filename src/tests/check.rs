@@ -406,8 +406,9 @@ fn crashing_hanging_and_broken_cases_end_with_clear_outcomes() {
         .all(|r| r.result.outcome == Outcome::Error && r.result.detail.contains("missing/prog")));
 }
 
-/// Thousands of sites in one attach (specs written from a second thread while the rest are
-/// encoded, hit records built on a second thread): every value still right.
+/// Thousands of sites in one attach (planned straight from the notes on two threads, specs
+/// written through a mapping of the map, hit records built during the link): every value
+/// still right.
 #[test]
 fn a_scale_fixture_of_thousands_of_unique_sites_reads_right() {
     let Some(_g) = privileged() else { return };
