@@ -37,6 +37,7 @@ mod maps;
 mod registry;
 mod select;
 mod table;
+mod warm;
 mod write;
 
 use std::ffi::CString;
@@ -296,6 +297,16 @@ impl<'p> UsdtAttacher<'p> {
                 return Err(err(AttachErrorKind::WrongArch { file: *arch, host }));
             }
         }
+        // A large attach waits out the kernel's first-registration wait while it plans.
+        let notes = match (usdt, &headers) {
+            (Some(u), _) => u.elf().stapsdt_notes,
+            (None, Some((_, Some(elf)))) => elf.stapsdt_notes,
+            _ => None,
+        };
+        let warmup = (self.mode != AttachMode::PerfEvent
+            && notes.is_some_and(|n| n.len() >= warm::NOTES_BYTES))
+        .then(|| warm::Warmup::start(self.prog))
+        .flatten();
         let maps = maps::find(self.prog).map_err(err)?;
         let nop5 = self.optimize_nop5.unwrap_or_else(perf::has_uprobe_syscall);
         let setting = table::Setting {
@@ -396,7 +407,9 @@ impl<'p> UsdtAttacher<'p> {
             Ok((links, events))
         };
         // The uprobe_multi link (the kernel's part, most of a large attach) is made on a
-        // second thread while this one lists the attached sites.
+        // second thread while this one lists the attached sites. The warm-up has done its
+        // part: it stops before the link (and may close its own links meanwhile).
+        drop(warmup);
         let (sites, multi_result, extra) = match self.mode {
             AttachMode::PerfEvent => {
                 let sites = build_sites();

@@ -46,6 +46,22 @@ pub(crate) fn close(fd: std::os::fd::OwnedFd) -> io::Result<()> {
     }
 }
 
+/// An anonymous file of `len` zero bytes that only this process can reach (memfd_create(2),
+/// close-on-exec), for a uprobe no process will ever run into.
+#[cfg(feature = "attach")]
+pub(crate) fn private_file(name: &std::ffi::CStr, len: u64) -> io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `name` is a NUL-terminated string the call only reads; no other memory.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    let file = unsafe { std::fs::File::from_raw_fd(fd) };
+    file.set_len(len)?;
+    Ok(file)
+}
+
 /// A read-only memory map of a whole file (empty files give an empty slice).
 #[derive(Debug)]
 pub(crate) struct Mapping {
