@@ -13,8 +13,8 @@
 //! fire), which waits out the grace period while the attach reads its notes, and registers
 //! again every [`AGAIN`] until the attach's link begins, to keep the switch on. It then
 //! closes its links while the link is made (each close waits for grace periods of its own,
-//! off the attaching thread) and ends. It touches no site and no spec: if anything in it fails, the link is
-//! only as slow as it was.
+//! off the attaching thread) and ends. It touches no site and no spec: if anything in it
+//! fails, the link is only as slow as it was.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
